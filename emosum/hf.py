@@ -1,0 +1,94 @@
+"""Hugging Face glue shared by the stages: offline mode, precision, loading checkpoints.
+
+transformers is imported inside functions on purpose: the hub's offline switches are read when
+huggingface_hub is first imported, so `offline_env()` must run before that import.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("emosum.hf")
+
+SCRATCH = "scratch"
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_EVALUATE_OFFLINE")
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+_online = False  # set by offline_env(); loaders also pass local_files_only, whatever the import order
+
+
+def offline_env(online: bool) -> None:
+    """Unless the user opted in (hub.online: true), a missing model fails in ~2 s, not a 50 s DNS wait."""
+    global _online
+    _online = online
+    if online:
+        return
+    for var in OFFLINE_VARS:
+        os.environ[var] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def is_scratch(name: str) -> bool:
+    return name == SCRATCH
+
+
+def bf16_available() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:  # CPUs with AVX512-BF16 or AMX: oneDNN runs bf16 matmuls natively there.
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_precision(requested: str, allow_fp16: bool = False) -> str:
+    """bf16 where the hardware has it, else fp32. Never fp16 for T5 models unless forced:
+    T5's activations overflow fp16's range and the loss turns NaN."""
+    if requested == "fp16" and not allow_fp16:
+        raise ValueError("params.yaml: train.precision: fp16 gives NaN loss on T5/mT5 models; "
+                         "use bf16 or fp32 (or set train.allow_fp16: true to force it)")
+    if requested == "auto":
+        return "bf16" if bf16_available() else "fp32"
+    if requested == "bf16" and not bf16_available():
+        raise ValueError("params.yaml: train.precision: bf16 requested but this device has no bf16 "
+                         "support; use auto or fp32")
+    return requested
+
+
+def _missing(name: str, err: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"model.name '{name}': could not load it ({type(err).__name__}: {str(err).splitlines()[0]}). "
+        "It is neither a local checkpoint directory nor in the Hugging Face cache, and the hub is "
+        "offline. Either download it once where there is network (it lands in the cache under "
+        "HF_HOME), point model.name at a local directory holding config.json and the weights, or "
+        "set hub.online: true in params.yaml.")
+
+
+def load_tokenizer(name: str, max_length: int | None = None):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=not _online)
+    except (OSError, ValueError) as e:
+        raise _missing(name, e) from None
+    if max_length:
+        tok.model_max_length = max_length  # saved as 1e30 by SentencePiece-made tokenizers
+    return tok
+
+
+def load_pretrained(name: str):
+    from transformers import AutoModelForSeq2SeqLM
+
+    if not Path(name).is_dir() and os.sep in name and not name.count("/") == 1:
+        raise CheckpointError(f"model.name '{name}': no such directory")
+    try:
+        return AutoModelForSeq2SeqLM.from_pretrained(name, local_files_only=not _online)
+    except (OSError, ValueError) as e:
+        raise _missing(name, e) from None

@@ -1,0 +1,133 @@
+"""Typed, validated sections of params.yaml.
+
+Each stage reads only its own sections into a frozen pydantic model: an unknown key, a wrong type
+or an out-of-range value stops the stage with a message naming `params.yaml: section.key`.
+pydantic rather than hand-written checks: it already does types, ranges and "extra=forbid".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ParamsError(ValueError):
+    pass
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    path: str = Field(description="JSONL file (optionally .gz) of text / summary pairs")
+    text_column: str = "text"
+    summary_column: str = "summary"
+
+
+class SubsampleParams(Section):
+    seed: int = 42
+    max_samples: Optional[int] = Field(5000, ge=1, description="training pairs kept; null = all")
+    validation_fraction: float = Field(0.05, gt=0, lt=0.5)
+    test_fraction: float = Field(0.05, gt=0, lt=0.5)
+    max_eval_samples: Optional[int] = Field(300, ge=1, description="cap on validation and test each")
+    min_source_chars: int = Field(1, ge=1)
+    min_summary_chars: int = Field(1, ge=1)
+
+
+class ScratchModel(Section):
+    d_model: int = Field(256, ge=8)
+    d_ff: int = Field(1024, ge=8)
+    d_kv: int = Field(64, ge=4)
+    num_heads: int = Field(4, ge=1)
+    num_layers: int = Field(4, ge=1)
+    num_decoder_layers: int = Field(4, ge=1)
+    dropout_rate: float = Field(0.1, ge=0, lt=1)
+
+
+class ModelParams(Section):
+    name: str = Field("scratch", description="'scratch', a hub id or a local checkpoint directory")
+    source_prefix: str = ""
+    scratch: ScratchModel = ScratchModel()
+
+
+class HubParams(Section):
+    online: bool = Field(False, description="allow downloads from the Hugging Face hub")
+
+
+class TokenizeParams(Section):
+    vocab_size: int = Field(8000, ge=100, description="SentencePiece vocabulary when model.name is scratch")
+    max_source_length: int = Field(128, ge=8)
+    max_target_length: int = Field(128, ge=4)
+
+
+class TrainParams(Section):
+    epochs: float = Field(1, gt=0)
+    max_steps: int = Field(-1, ge=-1, description="-1 = as many as epochs give")
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant_with_warmup", "inverse_sqrt"] = "linear"
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor"] = "adamw_torch"
+    precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"
+    allow_fp16: bool = False
+    group_by_length: bool = True
+    seed: int = 42
+    save_steps: int = Field(200, ge=1)
+    logging_steps: int = Field(25, ge=1)
+    eval_batch_size: int = Field(16, ge=1)
+
+
+class EvaluateParams(Section):
+    num_beams: int = Field(4, ge=1)
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(32, ge=1)
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = Field(0, ge=0)
+
+
+class CleanupParams(Section):
+    paths: list[str] = Field(default_factory=lambda: [".scratch"])
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "data": DataParams, "subsample": SubsampleParams, "model": ModelParams, "hub": HubParams,
+    "tokenize": TokenizeParams, "train": TrainParams, "evaluate": EvaluateParams,
+    "cleanup": CleanupParams,
+}
+
+
+def parse_section(name: str, raw: Union[dict, None], source: str = "params.yaml") -> Section:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: section '{name}' must be a mapping, got {type(raw).__name__}")
+    try:
+        return SECTIONS[name].model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            key = ".".join([name, *map(str, err["loc"])])
+            what = "unknown key (check the spelling; see params.yaml for the keys)" \
+                if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"{source}: {key}: {what} (got {err.get('input')!r})")
+        raise ParamsError("\n".join(lines)) from None
+
+
+def load(*names: str, path: Union[str, Path] = "params.yaml") -> tuple:
+    """Read the named sections of a params file; one validated object per name."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found; run from the repository root") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    missing = [n for n in names if n not in doc and n != "hub"]
+    if missing:
+        raise ParamsError(f"{path}: missing section(s) {', '.join(missing)}")
+    return tuple(parse_section(n, doc.get(n), str(path)) for n in names)

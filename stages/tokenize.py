@@ -1,0 +1,126 @@
+"""Stage 2: get a tokenizer and tokenize the splits.
+
+    python -m stages.tokenize             # what `dvc repro tokenize` runs
+
+With model.name 'scratch' a SentencePiece unigram tokenizer is trained on the training split only
+(so no test text leaks into the vocabulary); otherwise the checkpoint's own tokenizer is used.
+Truncates to tokenize.max_source_length / max_target_length and stores unpadded ids: padding
+(labels with -100) happens per batch at collation time, so no step pays for max-length padding.
+Writes data/tokenizer/, data/tokenized/ and metrics/tokenize.json.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from emosum import dataio, hf, params
+from emosum.logs import setup_logging
+
+log = logging.getLogger("emosum.tokenize")
+SPLITS = ("train", "validation", "test")
+
+
+def train_sentencepiece(texts: list[str], vocab_size: int, out_dir: Path):
+    """Train a unigram SentencePiece model and wrap it as a T5 tokenizer in out_dir."""
+    import sentencepiece as spm
+    from transformers import T5Tokenizer
+
+    buf = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=buf, model_type="unigram",
+            vocab_size=vocab_size, hard_vocab_limit=False,  # templated data may not fill the vocab
+            character_coverage=0.9995,  # the CJK setting: rare characters fall back to <unk>
+            pad_id=0, eos_id=1, unk_id=2, bos_id=-1,  # T5's ids: pad 0, eos 1, unk 2, no bos
+            max_sentence_length=1 << 16, num_threads=1,  # one thread: the same model every run
+            minloglevel=2)
+    except RuntimeError as e:
+        if "smaller than required_chars" in str(e):
+            need = str(e).split(" vs ")[-1].split(".")[0]
+            raise ValueError(f"params.yaml: tokenize.vocab_size: {vocab_size} is smaller than the {need} "
+                             "characters the training split needs; raise tokenize.vocab_size") from None
+        raise
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "spiece.model").write_bytes(buf.getvalue())
+    # T5Tokenizer(vocab_file=...) silently gives a 4-token vocabulary in transformers 5;
+    # from_pretrained on the folder is the path that reads spiece.model.
+    return T5Tokenizer.from_pretrained(str(out_dir), extra_ids=0)
+
+
+def token_stats(tok, texts, limit: int, target: bool = False) -> tuple[dict, float]:
+    enc = tok(text_target=texts, verbose=False) if target else tok(texts, verbose=False)
+    lens = [len(ids) for ids in enc["input_ids"]]
+    return dataio.percentiles(lens), round(sum(n > limit for n in lens) / max(1, len(lens)), 4)
+
+
+def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path, tok_dir: Path,
+        out_dir: Path) -> dict:
+    from datasets import Dataset, DatasetDict
+
+    rows = {s: [json.loads(l) for l in open(splits_dir / f"{s}.jsonl", encoding="utf-8")] for s in SPLITS}
+    t0 = time.perf_counter()
+    with dataio.atomic_path(tok_dir, is_dir=True) as tmp_tok:
+        if hf.is_scratch(model.name):
+            tok = train_sentencepiece([r["text"] for r in rows["train"]] +
+                                      [r["summary"] for r in rows["train"]], cfg.vocab_size, tmp_tok)
+            log.info("trained SentencePiece on %d training pairs: %d pieces (asked %d) in %.1fs",
+                     len(rows["train"]), len(tok), cfg.vocab_size, time.perf_counter() - t0)
+        else:
+            tok = hf.load_tokenizer(model.name)
+            log.info("tokenizer from %s: %d pieces", model.name, len(tok))
+        tok.model_max_length = cfg.max_source_length
+        tok.save_pretrained(str(tmp_tok))
+    stats = {"vocab_size": len(tok), "splits": {}}
+
+    def encode(batch):
+        enc = tok([model.source_prefix + t for t in batch["text"]], max_length=cfg.max_source_length,
+                  truncation=True)
+        enc["labels"] = tok(text_target=batch["summary"], max_length=cfg.max_target_length,
+                            truncation=True)["input_ids"]
+        enc["length"] = [len(x) for x in enc["input_ids"]]  # for length-grouped batches
+        return enc
+
+    dd = DatasetDict()
+    for split in SPLITS:
+        texts = [model.source_prefix + r["text"] for r in rows[split]]
+        src, src_trunc = token_stats(tok, texts, cfg.max_source_length)
+        tgt, tgt_trunc = token_stats(tok, [r["summary"] for r in rows[split]], cfg.max_target_length,
+                                     target=True)
+        stats["splits"][split] = {"rows": len(rows[split]), "source_tokens": src, "summary_tokens": tgt,
+                                  "source_truncated_share": src_trunc,
+                                  "summary_truncated_share": tgt_trunc}
+        ds = Dataset.from_list(rows[split])
+        dd[split] = ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names,
+                           desc=f"tokenize {split}")
+    with dataio.atomic_path(out_dir, is_dir=True) as tmp:
+        dd.save_to_disk(str(tmp))
+    tr = stats["splits"]["train"]
+    log.info("train: source tokens %s (%.1f%% truncated at %d), summary tokens %s (%.1f%% truncated at %d)",
+             tr["source_tokens"], 100 * tr["source_truncated_share"], cfg.max_source_length,
+             tr["summary_tokens"], 100 * tr["summary_truncated_share"], cfg.max_target_length)
+    return stats
+
+
+def main() -> int:
+    setup_logging()
+    t0 = time.perf_counter()
+    try:
+        model, cfg, hub = params.load("model", "tokenize", "hub")
+        hf.offline_env(hub.online)
+        log.info("params: model.name=%s source_prefix=%r %s", model.name, model.source_prefix, cfg.model_dump())
+        stats = run(model, cfg, Path("data/splits"), Path("data/tokenizer"), Path("data/tokenized"))
+    except (params.ParamsError, dataio.DataError, hf.CheckpointError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    stats["seconds"] = round(time.perf_counter() - t0, 2)
+    dataio.write_json("metrics/tokenize.json", stats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

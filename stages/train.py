@@ -1,0 +1,177 @@
+"""Stage 3: fine-tune (or train from scratch) an mT5 model with Seq2SeqTrainer.
+
+    python -m stages.train                # what `dvc repro train` runs
+
+Reads params `model`, `train`, `hub`; data/tokenizer and data/tokenized. Writes the finished
+model and tokenizer to model/, metrics/train.json and the dvclive loss curves in
+metrics/train_live/. Trainer checkpoints go to .scratch/train/<fingerprint>/, never model/:
+the fingerprint hashes the params and data, so an interrupted `dvc repro` resumes from the last
+complete checkpoint of the same run and never from another run's.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+from emosum import dataio, hf, params
+from emosum.logs import setup_logging
+
+log = logging.getLogger("emosum.train")
+SCRATCH_DIR = Path(".scratch/train")
+
+
+def build_scratch_model(cfg: params.ScratchModel, tok):
+    import torch
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    config = MT5Config(vocab_size=len(tok), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
+                       num_heads=cfg.num_heads, num_layers=cfg.num_layers,
+                       num_decoder_layers=cfg.num_decoder_layers, dropout_rate=cfg.dropout_rate,
+                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                       decoder_start_token_id=tok.pad_token_id)
+    model = MT5ForConditionalGeneration(config)
+    # The default init draws embeddings with std 1; with the (tied, unscaled) LM head that gives
+    # logits of std ~sqrt(d_model) and a first loss near 100 instead of ~ln(vocab).
+    with torch.no_grad():
+        model.shared.weight.normal_(mean=0.0, std=cfg.d_model ** -0.5)
+        if model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr():
+            model.lm_head.weight.normal_(mean=0.0, std=cfg.d_model ** -0.5)
+    return model
+
+
+def fingerprint(model: params.ModelParams, cfg: params.TrainParams, data_dir: Path) -> str:
+    h = hashlib.sha256(json.dumps([model.model_dump(), cfg.model_dump()], sort_keys=True).encode())
+    for f in sorted(p for p in data_dir.rglob("*") if p.is_file()):
+        h.update(f.relative_to(data_dir).as_posix().encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def last_complete_checkpoint(run_dir: Path) -> str | None:
+    """Newest checkpoint-N with its trainer state written (the Trainer writes that last)."""
+    if not run_dir.is_dir():
+        return None
+    done = [p for p in run_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()
+            and any(p.glob("model*.safetensors")) and (p / "optimizer.pt").is_file()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+
+
+def step_aligned_dvclive(live):
+    """DVCLiveCallback that logs at the Trainer's global step.
+
+    The stock callback counts its own steps (one per log call), so the validation loss logged at
+    the end of an epoch lands at step 51 while the training loss beside it is at step 1250.
+    """
+    from transformers.integrations import DVCLiveCallback
+
+    class Callback(DVCLiveCallback):
+        def on_log(self, args, state, control, **kwargs):
+            self.live.step = state.global_step
+            return super().on_log(args, state, control, **kwargs)
+
+    return Callback(live=live)
+
+
+def peak_memory_gb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2 ** 30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
+
+
+def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, data_dir: Path,
+        out_dir: Path, live_dir: Path) -> dict:
+    import torch
+    from datasets import load_from_disk
+    from dvclive import Live
+    from transformers import (DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments,
+                              set_seed)
+    precision = hf.pick_precision(cfg.precision, cfg.allow_fp16)
+    set_seed(cfg.seed)
+    tok = hf.load_tokenizer(str(tok_dir))
+    ds = load_from_disk(str(data_dir))
+    model = build_scratch_model(model_p.scratch, tok) if hf.is_scratch(model_p.name) \
+        else hf.load_pretrained(model_p.name)
+    n_params = sum(p.numel() for p in model.parameters())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    log.info("model %s: %.1fM parameters, vocab %d; device %s, %d threads, precision %s",
+             model_p.name, n_params / 1e6, model.config.vocab_size, device, torch.get_num_threads(),
+             precision)
+
+    run_dir = SCRATCH_DIR / fingerprint(model_p, cfg, data_dir)
+    resume = last_complete_checkpoint(run_dir)
+    log.info("resuming from %s (same params and data)" % resume if resume else
+             "starting fresh; checkpoints in %s" % run_dir)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler,
+        optim=cfg.optimizer, bf16=precision == "bf16", fp16=precision == "fp16", seed=cfg.seed,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        length_column_name="length", eval_strategy="epoch", save_strategy="steps",
+        save_steps=cfg.save_steps, save_total_limit=2, logging_steps=cfg.logging_steps,
+        logging_first_step=True, report_to="none", use_cpu=device == "cpu",
+        dataloader_num_workers=0, remove_unused_columns=True)
+    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
+    trainer = Seq2SeqTrainer(
+        model=model, args=args, train_dataset=ds["train"], eval_dataset=ds["validation"],
+        data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100),
+        processing_class=tok, callbacks=[step_aligned_dvclive(live)])
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume)
+    wall = time.perf_counter() - t0
+
+    with dataio.atomic_path(out_dir, is_dir=True) as tmp:
+        trainer.save_model(str(tmp))
+        tok.save_pretrained(str(tmp))
+    state = trainer.state
+    losses = [h["loss"] for h in state.log_history if "loss" in h]
+    evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
+    train = ds["train"]
+    tokens_per_epoch = sum(train["length"]) + sum(len(x) for x in train["labels"])
+    samples = state.global_step * cfg.batch_size * cfg.gradient_accumulation_steps
+    tokens = tokens_per_epoch * samples / len(train)
+    steps_run = state.global_step - (int(Path(resume).name.split("-")[1]) if resume else 0)
+    stats = {
+        "final_loss": round(losses[-1], 4) if losses else None,
+        "best_loss": round(min(losses), 4) if losses else None,
+        "train_loss_mean": round(result.training_loss, 4),
+        "eval_loss": round(evals[-1], 4) if evals else None,
+        "steps": state.global_step, "steps_this_run": steps_run, "resumed_from_step": state.global_step - steps_run,
+        "epochs": round(state.epoch or 0, 3), "train_samples": len(train),
+        "wall_s": round(wall, 1), "s_per_step": round(wall / max(1, steps_run), 4),
+        "samples_per_s": round(samples * steps_run / max(1, state.global_step) / wall, 2),
+        "tokens_per_s": round(tokens * steps_run / max(1, state.global_step) / wall, 1),
+        "peak_memory_gb": round(peak_memory_gb(), 3),
+        "parameters": n_params, "vocab_size": model.config.vocab_size,
+        "precision": precision, "device": device,
+    }
+    log.info("trained %d steps in %.0fs (%.3f s/step, %.0f tokens/s); final loss %s; model in %s",
+             state.global_step, wall, stats["s_per_step"], stats["tokens_per_s"], stats["final_loss"], out_dir)
+    return stats
+
+
+def main() -> int:
+    setup_logging()
+    try:
+        model_p, cfg, hub = params.load("model", "train", "hub")
+        hf.offline_env(hub.online)
+        log.info("params: model=%s train=%s", model_p.model_dump(), cfg.model_dump())
+        stats = run(model_p, cfg, Path("data/tokenizer"), Path("data/tokenized"), Path("model"),
+                    Path("metrics/train_live"))
+    except (params.ParamsError, hf.CheckpointError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    dataio.write_json("metrics/train.json", stats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

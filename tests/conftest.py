@@ -1,0 +1,85 @@
+"""Shared fixtures: the real config shrunk for CPU, tiny data made by the demo generator, and a
+temporary copy of the repository for tests that run real `dvc` commands."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Tiny everything: a model of ~50k parameters trains a few steps in seconds on one core.
+TINY_PARAMS = {
+    "subsample": {"max_samples": 40, "validation_fraction": 0.1, "test_fraction": 0.1,
+                  "max_eval_samples": 6},
+    "model": {"scratch": {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_heads": 2, "num_layers": 1,
+                          "num_decoder_layers": 1}},
+    "tokenize": {"vocab_size": 1000, "max_source_length": 64, "max_target_length": 32},
+    "train": {"max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "eval_batch_size": 8},
+    "evaluate": {"num_beams": 2, "max_new_tokens": 12, "batch_size": 4},
+}
+
+
+def deep_update(base: dict, new: dict) -> dict:
+    for k, v in new.items():
+        base[k] = deep_update(dict(base.get(k) or {}), v) if isinstance(v, dict) else v
+    return base
+
+
+def tiny_params(**overrides) -> dict:
+    doc = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    return deep_update(deep_update(doc, TINY_PARAMS), overrides)
+
+
+def write_demo_rows(path: Path, n: int = 60, seed: int = 1) -> Path:
+    from emosum import dataio, demo_data
+
+    dataio.write_jsonl(path, demo_data.generate(n, seed))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_EVALUATE_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git + DVC copy of the project with tiny data and tiny params, ready for `dvc repro`."""
+    dst = tmp_path / "repo"
+    dst.mkdir()
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, dst / name)
+    for name in ("stages", "emosum"):
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (dst / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy2(ROOT / ".dvc" / name, dst / ".dvc" / name)
+    write_demo_rows(dst / "data" / "demo" / "tiny.jsonl")
+    doc = tiny_params(data={"path": "data/demo/tiny.jsonl"}, train={"max_steps": -1})  # epochs count
+    (dst / "params.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=test"]
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dst, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=dst, check=True)
+    subprocess.run([*git, "commit", "-qm", "fixture"], cwd=dst, check=True)
+    return dst
+
+
+def run_cmd(args: list[str], cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's bin folder first on PATH (dvc's `python -m stages.x`)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="t@example.com")
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -1,0 +1,24 @@
+import gzip
+import json
+
+from conftest import ROOT
+from emosum import demo_data
+
+
+def test_generator_is_deterministic_and_varied():
+    a, b = demo_data.generate(300, seed=3), demo_data.generate(300, seed=3)
+    assert a == b
+    assert demo_data.generate(300, seed=4) != a
+    assert {r["type"] for r in a} == {"diary", "help", "chat"}
+    assert len({r["emotion"] for r in a}) >= 12
+    assert all(10 <= len(r["summary"]) <= 60 for r in a)
+
+
+def test_committed_file_is_what_the_generator_makes():
+    path = ROOT / "data" / "demo" / "emotions.jsonl.gz"
+    assert path.stat().st_size < 3_000_000
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        committed = [json.loads(line) for line in fh]
+    assert committed == demo_data.generate(13_000, seed=0)
+    lengths = sorted(len(r["text"]) for r in committed)
+    assert lengths[0] < 40 and lengths[-1] > 1500  # one sentence up to far past 512 tokens

@@ -1,0 +1,54 @@
+"""Real `dvc repro` / `dvc exp run` / `dvc metrics diff` in a temporary copy of the repository."""
+import json
+import re
+
+import pytest
+import yaml
+
+from conftest import run_cmd
+
+pytestmark = pytest.mark.slow
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def test_repro_caching_and_experiments(repo):
+    out = run_cmd(["dvc", "repro"], repo).stdout
+    assert ran_stages(out) == ["subsample", "tokenize", "train", "evaluate", "cleanup"]
+    metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert {"rouge1", "rouge2", "rougeL", "word_rougeL", "lead_rougeL", "gen_chars_mean"} <= set(metrics)
+    assert (repo / "model" / "model.safetensors").exists()
+    assert not (repo / ".scratch").exists()  # cleanup removed the checkpoints
+    assert json.loads((repo / "metrics" / "cleanup.json").read_text())["bytes_freed"] > 0
+    assert run_cmd(["dvc", "status"], repo).stdout.strip().endswith("Data and pipelines are up to date.")
+
+    # nothing changed: nothing runs
+    again = run_cmd(["dvc", "repro"], repo).stdout
+    assert ran_stages(again) == []
+    assert again.count("didn't change, skipping") == 5
+
+    # commit this run as the baseline for metrics diff
+    run_cmd(["git", "add", "-A"], repo)
+    run_cmd(["git", "commit", "-qm", "baseline run"], repo)
+
+    # an evaluate knob reruns evaluate and what depends on it, nothing upstream
+    doc = yaml.safe_load((repo / "params.yaml").read_text())
+    doc["evaluate"]["num_beams"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
+    assert ran_stages(run_cmd(["dvc", "repro"], repo).stdout) == ["evaluate", "cleanup"]
+    run_cmd(["git", "checkout", "--", "params.yaml"], repo)
+    run_cmd(["dvc", "checkout"], repo)
+
+    # an experiment on epochs reruns exactly train, evaluate and cleanup
+    steps_1 = json.loads((repo / "metrics" / "train.json").read_text())["steps"]
+    exp = run_cmd(["dvc", "exp", "run", "-S", "train.epochs=2"], repo).stdout
+    assert ran_stages(exp) == ["train", "evaluate", "cleanup"]
+    assert json.loads((repo / "metrics" / "train.json").read_text())["steps"] == 2 * steps_1
+
+    diff = run_cmd(["dvc", "metrics", "diff", "--json"], repo).stdout
+    changed = json.loads(diff)["metrics/eval.json"]
+    assert {"rouge1", "rougeL", "word_rougeL"} <= set(changed)
+    show = run_cmd(["dvc", "exp", "show", "--json"], repo).stdout
+    assert "train.epochs" in show or '"epochs": 2' in show

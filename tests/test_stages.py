@@ -1,0 +1,143 @@
+"""tokenize -> train -> evaluate -> cleanup on tiny inputs, calling each stage's real run()."""
+import json
+import math
+import shutil
+
+import pytest
+
+from conftest import tiny_params, write_demo_rows
+from emosum import hf, params
+from stages import cleanup, evaluate, subsample, tokenize, train
+
+
+def section(name, **over):
+    return params.parse_section(name, tiny_params(**({name: over} if over else {}))[name])
+
+
+@pytest.fixture(scope="module")
+def tokenized(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tok")
+    src = write_demo_rows(d / "demo.jsonl", n=80)
+    subsample.run(params.parse_section("data", {"path": str(src)}), section("subsample"), d / "splits")
+    stats = tokenize.run(section("model"), section("tokenize"), d / "splits", d / "tokenizer", d / "tokenized")
+    return d, stats
+
+
+def test_tokenize_trains_sentencepiece_and_truncates(tokenized):
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    d, stats = tokenized
+    tok = AutoTokenizer.from_pretrained(str(d / "tokenizer"))
+    assert len(tok) == stats["vocab_size"] <= 1000
+    assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2)
+    ds = load_from_disk(str(d / "tokenized"))
+    train_ds = ds["train"]
+    assert max(train_ds["length"]) <= 64 and max(map(len, train_ds["labels"])) <= 32
+    assert all(ids[-1] == tok.eos_token_id for ids in train_ds["input_ids"])
+    # unpadded: lengths vary, padding happens at collation
+    assert len(set(train_ds["length"])) > 1 and 0 not in sum(train_ds["input_ids"], [])
+    assert stats["splits"]["train"]["source_truncated_share"] > 0  # the demo has long inputs
+
+
+def test_too_small_vocab_is_a_clear_error(tokenized, tmp_path):
+    d, _ = tokenized
+    with pytest.raises(ValueError, match="tokenize.vocab_size: 100 is smaller than the \\d+ characters"):
+        tokenize.run(section("model"), section("tokenize", vocab_size=100), d / "splits", tmp_path / "tok",
+                     tmp_path / "tokenized")
+    assert not (tmp_path / "tok").exists()
+
+
+def test_train_writes_model_and_metrics_and_resumes(tokenized, tmp_path, monkeypatch):
+    d, _ = tokenized
+    monkeypatch.chdir(tmp_path)
+    cfg = section("train")
+    stats = train.run(section("model"), cfg, d / "tokenizer", d / "tokenized", tmp_path / "model",
+                      tmp_path / "live")
+    assert stats["steps"] == 4 and stats["steps_this_run"] == 4
+    assert (tmp_path / "model" / "model.safetensors").exists()
+    assert (tmp_path / "model" / "spiece.model").exists() or (tmp_path / "model" / "tokenizer.json").exists()
+    assert stats["tokens_per_s"] > 0 and stats["peak_memory_gb"] > 0
+    assert stats["precision"] in ("bf16", "fp32")
+    # scaled embeddings: the first loss is near ln(vocab), not ~100
+    curve = (tmp_path / "live" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    assert curve[0] == "step\tloss" and [int(r.split("\t")[0]) for r in curve[1:]] == [1, 2, 3, 4]
+    assert float(curve[1].split("\t")[1]) < 1.5 * math.log(stats["vocab_size"])
+    assert (tmp_path / "live" / "plots" / "metrics" / "eval" / "loss.tsv").exists()
+
+    # interrupted after step 2: the last complete checkpoint of the same params and data resumes
+    run_dir = next((tmp_path / ".scratch" / "train").iterdir())
+    shutil.rmtree(run_dir / "checkpoint-4")
+    (run_dir / "checkpoint-3").mkdir()  # a half-written checkpoint is skipped
+    again = train.run(section("model"), cfg, d / "tokenizer", d / "tokenized", tmp_path / "model",
+                      tmp_path / "live")
+    assert again["resumed_from_step"] == 2 and again["steps_this_run"] == 2 and again["steps"] == 4
+    # other params: another fingerprint, never that run's checkpoints
+    assert train.fingerprint(section("model"), section("train", learning_rate=0.01), d / "tokenized") \
+        != run_dir.name
+
+
+def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
+    d, _ = tokenized
+    monkeypatch.chdir(tmp_path)
+    train.run(section("model"), section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model",
+              tmp_path / "live")
+    metrics, preds = evaluate.run(section("evaluate"), tmp_path / "model", d / "tokenized",
+                                  d / "splits" / "test.jsonl")
+    for key in ("rouge1", "rouge2", "rougeL", "word_rougeL", "lead_rougeL", "lead_k", "gen_chars_mean"):
+        assert key in metrics
+    assert metrics["examples"] == len(preds) == 6
+    refs = [json.loads(line)["summary"] for line in open(d / "splits" / "test.jsonl", encoding="utf-8")]
+    assert [p["reference"] for p in preds] == refs  # input order kept after length sorting
+
+
+def test_batched_generation_matches_per_example(tokenized, tmp_path, monkeypatch):
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    d, _ = tokenized
+    monkeypatch.chdir(tmp_path)
+    train.run(section("model"), section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model",
+              tmp_path / "live")
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "model"))
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "model"))
+    ids = load_from_disk(str(d / "tokenized"))["test"]["input_ids"]
+    greedy = params.parse_section("evaluate", {"num_beams": 1, "max_new_tokens": 8, "batch_size": 4})
+    one = params.parse_section("evaluate", {"num_beams": 1, "max_new_tokens": 8, "batch_size": 1})
+    assert evaluate.generate(model, tok, ids, greedy) == evaluate.generate(model, tok, ids, one)
+
+
+def test_fp16_is_refused_for_t5_unless_forced():
+    with pytest.raises(ValueError, match="fp16 gives NaN"):
+        hf.pick_precision("fp16")
+    assert hf.pick_precision("fp16", allow_fp16=True) == "fp16"
+    assert hf.pick_precision("fp32") == "fp32"
+
+
+def test_missing_checkpoint_fails_fast_with_instructions(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(hf.CheckpointError, match="HF_HOME.*hub.online: true"):
+        hf.load_tokenizer("google/emosum-no-such-model")
+    with pytest.raises(hf.CheckpointError, match="no such directory"):
+        hf.load_pretrained(str(tmp_path / "nowhere" / "ckpt"))
+    assert time.perf_counter() - t0 < 20
+
+
+def test_cleanup_removes_only_allowlisted_scratch(tmp_path):
+    (tmp_path / "dvc.yaml").write_text("stages:\n  train:\n    cmd: x\n    outs: [model]\n")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "w.bin").write_bytes(b"x" * 100)
+    (tmp_path / ".scratch" / "train").mkdir(parents=True)
+    (tmp_path / ".scratch" / "train" / "ck.bin").write_bytes(b"y" * 1000)
+    stats = cleanup.run(params.parse_section("cleanup", {"paths": [".scratch"]}), tmp_path, tmp_path / "model")
+    assert stats["bytes_freed"] == 1000 and stats["model_bytes"] == 100
+    assert not (tmp_path / ".scratch").exists() and (tmp_path / "model" / "w.bin").exists()
+    for bad, why in (["model"], "overlaps"), (["../elsewhere"], "outside"), ([".scratch", "model/w.bin"], "overlaps"):
+        (tmp_path / ".scratch").mkdir(exist_ok=True)
+        with pytest.raises(ValueError, match=why):
+            cleanup.run(params.parse_section("cleanup", {"paths": bad}), tmp_path, tmp_path / "model")
+        assert (tmp_path / "model" / "w.bin").exists() and (tmp_path / ".scratch").exists()
