@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
+import io
 import json
 import os
 import shutil
@@ -17,35 +19,112 @@ class DataError(ValueError):
     pass
 
 
-def _open_text(path: Path):
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-    return raw
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
 
 
-def read_jsonl(path: PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line. Handles a UTF-8 BOM and CRLF."""
-    path = Path(path)
+def detect_format(path: Path, fmt: str | None = None) -> str:
+    if fmt:
+        return fmt
+    suffixes = [s.lstrip(".").lower() for s in path.suffixes if s.lower() != ".gz"]
+    ext = suffixes[-1] if suffixes else ""
+    ext = {"ndjson": "jsonl", "pq": "parquet"}.get(ext, ext)
+    if ext not in FORMATS:
+        raise DataError(f"{path}: cannot tell the format from the extension '.{ext}'; "
+                        f"set data.format to one of {', '.join(FORMATS)}")
+    return ext
+
+
+def _read_text(path: Path) -> str:
+    """The whole file as text: UTF-8 with or without BOM, CRLF or LF, gzip by extension."""
     if not path.exists():
         raise DataError(f"{path}: file not found; check data.path in params.yaml")
-    with _open_text(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid UTF-8 at byte {e.start} of the line; "
-                                "re-save the file as UTF-8") from None
-            if not line.strip():
+    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty; point data.path at a file with rows")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: invalid UTF-8 at byte offset {e.start}; re-save the file as "
+                        "UTF-8 (e.g. iconv -f GB18030 -t UTF-8)") from None
+    return text.replace("\r\n", "\n")
+
+
+def _jsonl(path: Path, text: str):
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: malformed JSON at column {e.colno}: {e.msg}; "
+                            "each line must be one JSON object") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield f"{path}:{lineno}", obj
+
+
+def _json(path: Path, text: str):
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: malformed JSON at column {e.colno}: {e.msg}") from None
+    if isinstance(doc, dict) and len(doc) == 1 and isinstance(next(iter(doc.values())), list):
+        doc = next(iter(doc.values()))  # {"data": [...]}, a common wrapper
+    if not isinstance(doc, list):
+        raise DataError(f"{path}: expected a JSON array of objects, got {type(doc).__name__}")
+    for i, obj in enumerate(doc):
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}: element {i} of the array is {type(obj).__name__}, not an object")
+        yield f"{path}: element {i}", obj
+
+
+def _delimited(path: Path, text: str, delimiter: str):
+    # The csv module, not pandas: every value stays a string ("NA" and "null" are text, not
+    # missing) and each row knows its line number for error messages.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+        for row in reader:
+            if not any(cell.strip() for cell in row):
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON at column {e.colno}: {e.msg}; "
-                                "each line must be one JSON object") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+            if len(row) != len(header):
+                raise DataError(f"{path}:{reader.line_num}: {len(row)} fields, the header has "
+                                f"{len(header)}; check quoting and the delimiter")
+            yield f"{path}:{reader.line_num}", dict(zip(header, row))
+    except csv.Error as e:
+        raise DataError(f"{path}:{reader.line_num}: {e}; check quoting") from None
+
+
+def _parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise DataError(f"{path}: file not found; check data.path in params.yaml")
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: not a readable Parquet file ({e})") from None
+    if table.num_rows == 0:
+        raise DataError(f"{path}: the file is empty; point data.path at a file with rows")
+    for i, obj in enumerate(table.to_pylist()):
+        yield f"{path}: row {i}", obj
+
+
+def read_rows(path: PathLike, fmt: str | None = None) -> Iterator[tuple[str, dict]]:
+    """Yield (where, row) pairs; `where` names the file and line (or row) for error messages."""
+    path = Path(path)
+    fmt = detect_format(path, fmt)
+    if fmt == "parquet":
+        yield from _parquet(path)
+        return
+    text = _read_text(path)
+    if fmt == "jsonl":
+        yield from _jsonl(path, text)
+    elif fmt == "json":
+        yield from _json(path, text)
+    else:
+        yield from _delimited(path, text, "," if fmt == "csv" else "\t")
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ParamsError(ValueError):
@@ -22,9 +22,15 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    path: str = Field(description="JSONL file (optionally .gz) of text / summary pairs")
+    path: str = Field(description="JSONL, JSON, CSV, TSV or Parquet file (optionally .gz) of pairs")
+    format: Optional[Literal["jsonl", "json", "csv", "tsv", "parquet"]] = None  # None: by extension
     text_column: str = "text"
     summary_column: str = "summary"
+    label_column: Optional[str] = None   # e.g. an emotion label; used by stratified subsampling
+    split_column: Optional[str] = None   # use the file's own splits instead of a random split
+    train_split: str = "train"           # values of split_column for each split
+    validation_split: Optional[str] = "validation"  # None: carve validation out of train
+    test_split: str = "test"
 
 
 class SubsampleParams(Section):
@@ -35,6 +41,9 @@ class SubsampleParams(Section):
     max_eval_samples: Optional[int] = Field(300, ge=1, description="cap on validation and test each")
     min_source_chars: int = Field(1, ge=1)
     min_summary_chars: int = Field(1, ge=1)
+    max_drop_fraction: float = Field(0.5, ge=0, le=1, description="fail when more rows are dropped")
+    strategy: Literal["random", "stratified"] = "random"
+    length_buckets: int = Field(4, ge=1, description="input-length strata when there is no label")
 
 
 class ScratchModel(Section):
@@ -59,7 +68,17 @@ class HubParams(Section):
 
 class TokenizeParams(Section):
     vocab_size: int = Field(8000, ge=100, description="SentencePiece vocabulary when model.name is scratch")
-    max_source_length: int = Field(128, ge=8)
+    max_source_length: Union[int, Literal["auto"]] = 128  # auto: cover source_length_percentile
+    source_length_percentile: float = Field(95, gt=0, le=100)
+    prune_vocab: bool = Field(True, description="checkpoints: keep only the token ids the data uses")
+    min_vocab: int = Field(0, ge=0, description="top the pruned vocabulary up to this size")
+
+    @field_validator("max_source_length")
+    @classmethod
+    def _at_least_8(cls, v):
+        if isinstance(v, int) and v < 8:
+            raise ValueError("must be 'auto' or an integer >= 8")
+        return v
     max_target_length: int = Field(128, ge=4)
 
 
@@ -76,6 +95,8 @@ class TrainParams(Section):
     precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"
     allow_fp16: bool = False
     group_by_length: bool = True
+    pad_to_multiple_of: Optional[int] = Field(None, ge=1, description="e.g. 8 for tensor cores on GPU")
+    torch_compile: bool = False
     seed: int = 42
     save_steps: int = Field(200, ge=1)
     logging_steps: int = Field(25, ge=1)

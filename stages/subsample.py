@@ -4,7 +4,8 @@
 
 Reads params `data` and `subsample`. Writes data/splits/{train,validation,test}.jsonl and
 metrics/subsample.json. The test and validation splits do not depend on `max_samples`, so a fast
-run and a full run are scored on the same test set.
+run and a full run are scored on the same test set. With `strategy: stratified` the training
+subset keeps the label distribution (data.label_column) or, without labels, the input-length one.
 """
 from __future__ import annotations
 
@@ -20,22 +21,40 @@ from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.subsample")
 SPLITS = ("train", "validation", "test")
+REASONS = ("empty", "source_too_short", "summary_too_short", "exact_duplicate", "cross_split_duplicate",
+           "unknown_split")
 
 
-def clean(rows, data: params.DataParams, cfg: params.SubsampleParams, source: str):
-    """Keep usable (text, summary) pairs; count the rest by reason. Returns (kept, dropped)."""
-    kept, dropped, seen = [], Counter(), set()
-    for lineno, obj in rows:
-        for col in (data.text_column, data.summary_column):
-            if col not in obj:
-                raise dataio.DataError(
-                    f"{source}:{lineno}: no column '{col}' (columns: {', '.join(obj)}); "
-                    "set data.text_column / data.summary_column in params.yaml")
-            if obj[col] is not None and not isinstance(obj[col], str):
-                raise dataio.DataError(f"{source}:{lineno}: column '{col}' must be text, "
-                                       f"got {type(obj[col]).__name__}")
-        text = (obj[data.text_column] or "").strip()
-        summary = (obj[data.summary_column] or "").strip()
+def _text(obj: dict, col: str, where: str, role: str):
+    if col not in obj:
+        raise dataio.DataError(f"{where}: no column '{col}' (columns: {', '.join(map(str, obj))}); "
+                               f"set data.{role}_column in params.yaml")
+    value = obj[col]
+    if value is not None and not isinstance(value, str):
+        raise dataio.DataError(f"{where}: column '{col}' must be text, got {type(value).__name__} "
+                               f"{value!r:.40}; fix the row or point data.{role}_column at a text column")
+    return (value or "").strip()
+
+
+def clean(rows, data: params.DataParams, cfg: params.SubsampleParams):
+    """Keep usable pairs; count the rest by reason. Returns (kept, dropped, rows read)."""
+    kept, dropped, seen, n = [], Counter(), set(), 0
+    split_of = {data.train_split: "train", data.test_split: "test"}
+    if data.validation_split:
+        split_of[data.validation_split] = "validation"
+    for where, obj in rows:
+        n += 1
+        text = _text(obj, data.text_column, where, "text")
+        summary = _text(obj, data.summary_column, where, "summary")
+        row = {"text": text, "summary": summary}
+        if data.label_column:
+            if data.label_column not in obj:
+                raise dataio.DataError(f"{where}: no column '{data.label_column}'; fix data.label_column")
+            row["label"] = str(obj[data.label_column])
+        if data.split_column:
+            if data.split_column not in obj:
+                raise dataio.DataError(f"{where}: no column '{data.split_column}'; fix data.split_column")
+            row["split"] = split_of.get(str(obj[data.split_column]))
         if not text or not summary:
             dropped["empty"] += 1
         elif len(text) < cfg.min_source_chars:
@@ -44,58 +63,128 @@ def clean(rows, data: params.DataParams, cfg: params.SubsampleParams, source: st
             dropped["summary_too_short"] += 1
         elif (text, summary) in seen:
             dropped["exact_duplicate"] += 1
+        elif data.split_column and row["split"] is None:
+            dropped["unknown_split"] += 1
         else:
             seen.add((text, summary))
-            kept.append({"text": text, "summary": summary})
-    return kept, dropped
+            kept.append(row)
+    return kept, dropped, n
 
 
-def split(pairs, cfg: params.SubsampleParams):
-    """Split by unique input so the same text never lands in two splits, then cap each split."""
+def _random_split(groups: dict, keys: list, cfg: params.SubsampleParams, names=("test", "validation")):
+    out, start = {}, 0
+    for name in names:
+        frac = cfg.test_fraction if name == "test" else cfg.validation_fraction
+        k = max(1, round(len(keys) * frac))
+        out[name] = keys[start:start + k]
+        start += k
+    out["train"] = keys[start:]
+    return out
+
+
+def split(pairs: list[dict], data: params.DataParams, cfg: params.SubsampleParams, dropped: Counter):
+    """Split by unique input so the same text never lands in two splits."""
     groups = defaultdict(list)
     for p in pairs:
         groups[p["text"]].append(p)
     keys = sorted(groups)
     random.Random(cfg.seed).shuffle(keys)
-    n_test = max(1, round(len(keys) * cfg.test_fraction))
-    n_val = max(1, round(len(keys) * cfg.validation_fraction))
-    if len(keys) < n_test + n_val + 1:
-        raise dataio.DataError(f"only {len(keys)} distinct inputs after cleaning: too few to split")
-    parts = {"test": keys[:n_test], "validation": keys[n_test:n_test + n_val],
-             "train": keys[n_test + n_val:]}
-    out = {}
-    for name, ks in parts.items():
-        rows = [r for k in ks for r in groups[k]]
-        cap = cfg.max_samples if name == "train" else cfg.max_eval_samples
-        out[name] = rows[:cap] if cap else rows  # keys are already shuffled: a prefix is random
+    if not data.split_column:
+        if len(keys) < 3:
+            raise dataio.DataError(f"only {len(keys)} distinct inputs after cleaning: too few to split")
+        parts = _random_split(groups, keys, cfg)
+        return {name: [r for k in ks for r in groups[k]] for name, ks in parts.items()}
+    # The file's own splits. An input found in several keeps its test (then validation) rows only.
+    out = {s: [] for s in SPLITS}
+    for k in keys:
+        rows = groups[k]
+        home = next(s for s in ("test", "validation", "train") if any(r["split"] == s for r in rows))
+        out[home] += [r for r in rows if r["split"] == home]
+        dropped["cross_split_duplicate"] += sum(r["split"] != home for r in rows)
+    if not data.validation_split:  # carve validation out of train, by input
+        tg = defaultdict(list)
+        for r in out["train"]:
+            tg[r["text"]].append(r)
+        parts = _random_split(tg, list(tg), cfg, names=("validation",))
+        out["validation"] = [r for k in parts["validation"] for r in tg[k]]
+        out["train"] = [r for k in parts["train"] for r in tg[k]]
+    for name in SPLITS:
+        if not out[name]:
+            raise dataio.DataError(f"{data.path}: no rows for the {name} split ({data.split_column} = "
+                                   f"'{getattr(data, name + '_split')}'); set data.{name}_split")
     return out
 
 
+def strata(rows: list[dict], cfg: params.SubsampleParams, has_label: bool) -> list[str]:
+    if has_label:
+        return [r["label"] for r in rows]
+    # input-length buckets at the quantiles of this split
+    lengths = sorted(len(r["text"]) for r in rows)
+    edges = [lengths[int(len(lengths) * i / cfg.length_buckets)] for i in range(1, cfg.length_buckets)]
+    return [f"len_q{sum(len(r['text']) >= e for e in edges) + 1}" for r in rows]
+
+
+def take(rows: list[dict], cap, cfg: params.SubsampleParams, has_label: bool) -> list[dict]:
+    """At most `cap` rows: a random prefix, or proportional per stratum (largest remainder)."""
+    if not cap or cap >= len(rows):
+        return rows
+    rng = random.Random(cfg.seed)
+    if cfg.strategy == "random":
+        return [rows[i] for i in sorted(rng.sample(range(len(rows)), cap))]
+    by = defaultdict(list)
+    for i, s in enumerate(strata(rows, cfg, has_label)):
+        by[s].append(i)
+    quota = {s: cap * len(ix) / len(rows) for s, ix in by.items()}
+    n = {s: int(q) for s, q in quota.items()}
+    for s in sorted(quota, key=lambda s: (n[s] - quota[s], s))[:cap - sum(n.values())]:
+        n[s] += 1
+    picked = sorted(i for s in sorted(by) for i in rng.sample(by[s], n[s]))
+    return [rows[i] for i in picked]
+
+
+def distribution(rows: list[dict], cfg: params.SubsampleParams, has_label: bool) -> dict:
+    c = Counter(strata(rows, cfg, has_label))
+    return {k: round(v / max(1, len(rows)), 4) for k, v in sorted(c.items())}
+
+
 def run(data: params.DataParams, cfg: params.SubsampleParams, out_dir: Path) -> dict:
-    source = data.path
-    n_read = 0
-
-    def counted(rows):
-        nonlocal n_read
-        for r in rows:
-            n_read += 1
-            yield r
-
-    kept, dropped = clean(counted(dataio.read_jsonl(source)), data, cfg, source)
-    splits = split(kept, cfg)
-    for name in SPLITS:
+    kept, dropped, n_read = clean(dataio.read_rows(data.path, data.format), data, cfg)
+    splits = split(kept, data, cfg, dropped)
+    n_dropped = sum(dropped.values())
+    if n_read and n_dropped / n_read > cfg.max_drop_fraction:
+        reason, count = dropped.most_common(1)[0]
+        raise dataio.DataError(
+            f"{data.path}: dropped {n_dropped} of {n_read} rows ({100 * n_dropped / n_read:.0f}%), above "
+            f"subsample.max_drop_fraction {cfg.max_drop_fraction}; most were '{reason}' ({count}). "
+            f"All reasons: {dict(dropped)}. Fix the data or the column names, or raise the limit.")
+    has_label = bool(data.label_column)
+    full_train = splits["train"]
+    splits = {"train": take(full_train, cfg.max_samples, cfg, has_label),
+              "validation": take(splits["validation"], cfg.max_eval_samples, cfg, has_label),
+              "test": take(splits["test"], cfg.max_eval_samples, cfg, has_label)}
+    for name in SPLITS:  # all validated before anything is written
         dataio.write_jsonl(out_dir / f"{name}.jsonl", splits[name])
-    log.info("read %d rows from %s; dropped %d (%s); wrote %s", n_read, source, sum(dropped.values()),
+    log.info("read %d rows from %s; dropped %d (%s); wrote %s", n_read, data.path, n_dropped,
              dict(dropped) or "none", {k: len(v) for k, v in splits.items()})
     return {
         "rows_read": n_read,
-        "rows_kept": len(kept),
-        "dropped": {r: dropped.get(r, 0) for r in
-                    ("empty", "source_too_short", "summary_too_short", "exact_duplicate")},
+        "rows_kept": len(kept) - dropped["cross_split_duplicate"],
+        "dropped": {r: dropped.get(r, 0) for r in REASONS},
+        "dropped_fraction": round(n_dropped / max(1, n_read), 4),
         "splits": {k: len(v) for k, v in splits.items()},
+        "strategy": cfg.strategy, "stratified_by": "label" if has_label else "length",
+        "train_distribution_before": distribution(full_train, cfg, has_label),
+        "train_distribution_after": _after(full_train, splits["train"], cfg, has_label),
         "source_chars": dataio.percentiles([len(r["text"]) for r in splits["train"]]),
         "summary_chars": dataio.percentiles([len(r["summary"]) for r in splits["train"]]),
     }
+
+
+def _after(full: list[dict], sub: list[dict], cfg, has_label: bool) -> dict:
+    # Label the subset with the full split's strata (the same length edges), then count.
+    ids = {id(r): s for r, s in zip(full, strata(full, cfg, has_label))}
+    c = Counter(ids[id(r)] for r in sub)
+    return {k: round(v / max(1, len(sub)), 4) for k, v in sorted(c.items())}
 
 
 def main() -> int:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, hf, params
+from emosum import dataio, hf, params, prune
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.tokenize")
@@ -52,6 +53,19 @@ def train_sentencepiece(texts: list[str], vocab_size: int, out_dir: Path):
     return T5Tokenizer.from_pretrained(str(out_dir), extra_ids=0)
 
 
+def resolve_max_source_length(tok, texts: list[str], cfg: params.TokenizeParams) -> int:
+    """`auto`: the smallest length covering source_length_percentile of the training inputs,
+    rounded up to a multiple of 8 (tensor-core and vector widths)."""
+    if cfg.max_source_length != "auto":
+        return cfg.max_source_length
+    lens = sorted(len(ids) for ids in tok(texts, verbose=False)["input_ids"])
+    covered = lens[max(0, math.ceil(cfg.source_length_percentile / 100 * len(lens)) - 1)]
+    chosen = max(8, -(-covered // 8) * 8)
+    log.info("max_source_length auto: %d tokens cover %.0f%% of %d training inputs", chosen,
+             cfg.source_length_percentile, len(lens))
+    return chosen
+
+
 def token_stats(tok, texts, limit: int, target: bool = False) -> tuple[dict, float]:
     enc = tok(text_target=texts, verbose=False) if target else tok(texts, verbose=False)
     lens = [len(ids) for ids in enc["input_ids"]]
@@ -64,6 +78,7 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
 
     rows = {s: [json.loads(l) for l in open(splits_dir / f"{s}.jsonl", encoding="utf-8")] for s in SPLITS}
     t0 = time.perf_counter()
+    stats_vocab: dict = {}
     with dataio.atomic_path(tok_dir, is_dir=True) as tmp_tok:
         if hf.is_scratch(model.name):
             tok = train_sentencepiece([r["text"] for r in rows["train"]] +
@@ -73,12 +88,19 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
         else:
             tok = hf.load_tokenizer(model.name)
             log.info("tokenizer from %s: %d pieces", model.name, len(tok))
-        tok.model_max_length = cfg.max_source_length
+            stats_vocab["original_vocab_size"] = len(tok)
+            if cfg.prune_vocab:
+                # train + validation texts: validation loss must not meet ids the model lost
+                texts = [model.source_prefix + r["text"] for s in ("train", "validation") for r in rows[s]]
+                texts += [r["summary"] for s in ("train", "validation") for r in rows[s]]
+                tok, _ = prune.prune_tokenizer(tok, texts, tmp_tok, cfg.min_vocab)
+        max_src = resolve_max_source_length(tok, [model.source_prefix + r["text"] for r in rows["train"]], cfg)
+        tok.model_max_length = max_src  # summarize truncates new inputs the same way
         tok.save_pretrained(str(tmp_tok))
-    stats = {"vocab_size": len(tok), "splits": {}}
+    stats = {"vocab_size": len(tok), **stats_vocab, "max_source_length": max_src, "splits": {}}
 
     def encode(batch):
-        enc = tok([model.source_prefix + t for t in batch["text"]], max_length=cfg.max_source_length,
+        enc = tok([model.source_prefix + t for t in batch["text"]], max_length=max_src,
                   truncation=True)
         enc["labels"] = tok(text_target=batch["summary"], max_length=cfg.max_target_length,
                             truncation=True)["input_ids"]
@@ -88,7 +110,7 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
     dd = DatasetDict()
     for split in SPLITS:
         texts = [model.source_prefix + r["text"] for r in rows[split]]
-        src, src_trunc = token_stats(tok, texts, cfg.max_source_length)
+        src, src_trunc = token_stats(tok, texts, max_src)
         tgt, tgt_trunc = token_stats(tok, [r["summary"] for r in rows[split]], cfg.max_target_length,
                                      target=True)
         stats["splits"][split] = {"rows": len(rows[split]), "source_tokens": src, "summary_tokens": tgt,
@@ -101,7 +123,7 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
         dd.save_to_disk(str(tmp))
     tr = stats["splits"]["train"]
     log.info("train: source tokens %s (%.1f%% truncated at %d), summary tokens %s (%.1f%% truncated at %d)",
-             tr["source_tokens"], 100 * tr["source_truncated_share"], cfg.max_source_length,
+             tr["source_tokens"], 100 * tr["source_truncated_share"], max_src,
              tr["summary_tokens"], 100 * tr["summary_truncated_share"], cfg.max_target_length)
     return stats
 

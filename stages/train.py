@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, hf, params
+from emosum import dataio, hf, params, prune, speed
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.train")
@@ -77,6 +77,44 @@ def step_aligned_dvclive(live):
     return Callback(live=live)
 
 
+def timed_trainer(base, timer: speed.StepTimer):
+    """The Trainer with each micro-batch's start time and padded size recorded for the prediction."""
+    import torch
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+
+    from transformers import TrainerCallback
+
+    class StepEnd(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            sync()
+            timer.end = time.perf_counter()
+
+    class Timed(base):
+        def __init__(self, *a, callbacks=(), **kw):
+            super().__init__(*a, callbacks=[*callbacks, StepEnd()], **kw)
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            if not timer.starts:
+                timer.first_step = self.state.global_step  # > 0 when resumed
+            timer.record(inputs, sync)
+            if timer.ready():
+                steps_left = self.state.max_steps - timer.first_step
+                timer.on_ready(timer.fit_line(), steps_left * self.args.gradient_accumulation_steps)
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    return Timed
+
+
+def predict(info: dict, timer: speed.StepTimer, fit, shapes, micro_steps: int) -> None:
+    done = len(timer.starts) - 1
+    total = speed.predict_total(fit, shapes, micro_steps)
+    info.update(predicted_train_s=round(total, 1), predicted_s_per_step=round(total / max(1, micro_steps), 4),
+                fit_seconds_per_kilotoken=round(1000 * fit[1], 4), fit_seconds_per_step_overhead=round(fit[0], 4))
+    log.info("predicted from %d timed warm-up steps: %.3f s/step, %.0f s (%.1f min) for %d steps",
+             done, total / max(1, micro_steps), total, total / 60, micro_steps)
+
+
 def peak_memory_gb() -> float:
     import torch
 
@@ -86,10 +124,10 @@ def peak_memory_gb() -> float:
 
 
 def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, data_dir: Path,
-        out_dir: Path, live_dir: Path) -> dict:
+        out_dir: Path, live_dir: Path | None, callbacks=()) -> dict:
+    """Train and save to out_dir; `live_dir` None skips the dvclive curves (the speed benchmark)."""
     import torch
     from datasets import load_from_disk
-    from dvclive import Live
     from transformers import (DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments,
                               set_seed)
     precision = hf.pick_precision(cfg.precision, cfg.allow_fp16)
@@ -98,7 +136,14 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     ds = load_from_disk(str(data_dir))
     model = build_scratch_model(model_p.scratch, tok) if hf.is_scratch(model_p.name) \
         else hf.load_pretrained(model_p.name)
+    n_params_before = sum(p.numel() for p in model.parameters())
+    keep = prune.kept_ids(tok_dir)
+    if keep is not None:
+        prune.prune_model(model, keep)
     n_params = sum(p.numel() for p in model.parameters())
+    if keep is not None:
+        log.info("vocabulary pruned to %d ids: %.1fM -> %.1fM parameters", len(keep), n_params_before / 1e6,
+                 n_params / 1e6)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     log.info("model %s: %.1fM parameters, vocab %d; device %s, %d threads, precision %s",
              model_p.name, n_params / 1e6, model.config.vocab_size, device, torch.get_num_threads(),
@@ -117,16 +162,29 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         length_column_name="length", eval_strategy="epoch", save_strategy="steps",
         save_steps=cfg.save_steps, save_total_limit=2, logging_steps=cfg.logging_steps,
-        logging_first_step=True, report_to="none", use_cpu=device == "cpu",
+        logging_first_step=True, report_to="none", use_cpu=device == "cpu", torch_compile=cfg.torch_compile,
         dataloader_num_workers=0, remove_unused_columns=True)
-    live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)
-    trainer = Seq2SeqTrainer(
+    if live_dir is not None:
+        from dvclive import Live
+
+        # dvcyaml=None: dvc.yaml declares the plots itself; Live would rewrite it otherwise
+        callbacks = [step_aligned_dvclive(Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)),
+                     *callbacks]
+    timer = speed.StepTimer()
+    trainer = timed_trainer(Seq2SeqTrainer, timer)(
         model=model, args=args, train_dataset=ds["train"], eval_dataset=ds["validation"],
-        data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100),
-        processing_class=tok, callbacks=[step_aligned_dvclive(live)])
+        data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100,
+                                             pad_to_multiple_of=cfg.pad_to_multiple_of),
+        processing_class=tok, callbacks=list(callbacks))
+    shapes = speed.batch_shapes(trainer.get_train_dataloader())
+    info, _ = speed.report(model, precision, device, torch.get_num_threads(), shapes, ds["train"]["length"],
+                           [len(x) for x in ds["train"]["labels"]], cfg.batch_size, cfg.seed,
+                           cfg.group_by_length, tok.model_max_length, keep is not None)
+    timer.on_ready = lambda fit, steps: predict(info, timer, fit, shapes, steps)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     wall = time.perf_counter() - t0
+    info.update(timer.steady(timer.end or time.perf_counter()))
 
     with dataio.atomic_path(out_dir, is_dir=True) as tmp:
         trainer.save_model(str(tmp))
@@ -150,8 +208,14 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         "samples_per_s": round(samples * steps_run / max(1, state.global_step) / wall, 2),
         "tokens_per_s": round(tokens * steps_run / max(1, state.global_step) / wall, 1),
         "peak_memory_gb": round(peak_memory_gb(), 3),
-        "parameters": n_params, "vocab_size": model.config.vocab_size,
+        "parameters": n_params, "parameters_before_pruning": n_params_before,
+        "vocab_size": model.config.vocab_size,
         "precision": precision, "device": device,
+        "predicted_train_s": info.get("predicted_train_s"), "actual_train_s": round(wall, 1),
+        # only meaningful when the run went the whole way (a callback may stop it early)
+        "prediction_error": round(info["predicted_train_s"] / wall - 1, 3)
+        if info.get("predicted_train_s") and state.global_step == state.max_steps and not resume else None,
+        "speed": info,
     }
     log.info("trained %d steps in %.0fs (%.3f s/step, %.0f tokens/s); final loss %s; model in %s",
              state.global_step, wall, stats["s_per_step"], stats["tokens_per_s"], stats["final_loss"], out_dir)

@@ -10,8 +10,8 @@ from emosum import hf, params
 from stages import cleanup, evaluate, subsample, tokenize, train
 
 
-def section(name, **over):
-    return params.parse_section(name, tiny_params(**({name: over} if over else {}))[name])
+def section(_section, **over):
+    return params.parse_section(_section, tiny_params(**({_section: over} if over else {}))[_section])
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +141,14 @@ def test_cleanup_removes_only_allowlisted_scratch(tmp_path):
         with pytest.raises(ValueError, match=why):
             cleanup.run(params.parse_section("cleanup", {"paths": bad}), tmp_path, tmp_path / "model")
         assert (tmp_path / "model" / "w.bin").exists() and (tmp_path / ".scratch").exists()
+
+
+def test_train_predicts_its_own_time(tokenized, tmp_path, monkeypatch):
+    d, _ = tokenized
+    monkeypatch.chdir(tmp_path)
+    stats = train.run(section("model"), section("train", max_steps=20, save_steps=100, logging_steps=5),
+                      d / "tokenizer", d / "tokenized", tmp_path / "model", tmp_path / "live")
+    assert stats["predicted_train_s"] > 0 and stats["actual_train_s"] > 0
+    info = stats["speed"]
+    assert 0 <= info["padding_waste"] <= info["padding_waste_random_batches"] + 0.05
+    assert 0 < info["output_layer_flops_share"] < 1 and info["batches_per_epoch"] == 10

@@ -30,7 +30,8 @@ def test_drops_are_counted_by_reason_and_splits_are_disjoint(tmp_path):
     data, cfg = cfgs(write(tmp_path / "in.jsonl", rows), min_source_chars=2)
     stats = subsample.run(data, cfg, tmp_path / "out")
     assert stats["rows_read"] == 36
-    assert stats["dropped"] == {"empty": 2, "source_too_short": 1, "summary_too_short": 0, "exact_duplicate": 2}
+    assert stats["dropped"] == {"empty": 2, "source_too_short": 1, "summary_too_short": 0, "exact_duplicate": 2,
+                                "cross_split_duplicate": 0, "unknown_split": 0}
     splits = {s: read(tmp_path / "out" / f"{s}.jsonl") for s in subsample.SPLITS}
     assert sum(map(len, splits.values())) == stats["rows_kept"] == 31
     texts = {s: {r["text"] for r in rs} for s, rs in splits.items()}

@@ -1,0 +1,148 @@
+"""Where the training time goes: a short report at the start of training and a prediction.
+
+The prediction fits step time = a + b x padded tokens over a few timed warm-up steps of the real
+run (no extra compute), then sums that over every batch of the run, whose shapes are known up
+front from one pass of the collator over the training data. Length-grouped batches vary a lot
+in size, so a plain mean of the first steps (the longest batches come first) would mislead.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+log = logging.getLogger("emosum.speed")
+WARMUP_SKIP = 2   # the first steps pay for allocations and lazy initialisation
+WARMUP_FIT = 10   # steps timed for the fit
+
+
+def batch_shapes(dataloader) -> list[tuple[int, int, int, int]]:
+    """(batch, source len, target len, real tokens) of every batch of one epoch, collator only."""
+    shapes = []
+    for b in dataloader:
+        labels = b["labels"]
+        real = int(b["attention_mask"].sum()) + int((labels != -100).sum())
+        shapes.append((labels.shape[0], b["input_ids"].shape[1], labels.shape[1], real))
+    return shapes
+
+
+def padded(shape) -> int:
+    return shape[0] * (shape[1] + shape[2])
+
+
+def random_batch_waste(src_lens: list[int], tgt_lens: list[int], batch: int, seed: int) -> float:
+    """Padding waste had the batches been drawn at random (no length grouping)."""
+    idx = list(range(len(src_lens)))
+    random.Random(seed).shuffle(idx)
+    real = pad = 0
+    for i in range(0, len(idx), batch):
+        chunk = idx[i:i + batch]
+        real += sum(src_lens[j] + tgt_lens[j] for j in chunk)
+        pad += len(chunk) * (max(src_lens[j] for j in chunk) + max(tgt_lens[j] for j in chunk))
+    return 1 - real / max(1, pad)
+
+
+def output_layer_share(model, src: float, tgt: float) -> float:
+    """The LM head's share of the FLOPs per example: d x V for each target token, against the
+    encoder's weights for each source token and the decoder's for each target token."""
+    head = model.get_output_embeddings().weight.numel()
+    enc = sum(p.numel() for n, p in model.named_parameters() if n.startswith("encoder.block"))
+    dec = sum(p.numel() for n, p in model.named_parameters() if n.startswith("decoder.block"))
+    return head * tgt / (enc * src + (dec + head) * tgt)
+
+
+class StepTimer:
+    """Start-to-start times of training steps (optimizer, data and logging included)."""
+
+    def __init__(self):
+        self.starts: list[float] = []
+        self.tokens: list[int] = []   # padded source + target tokens of each step
+        self.real: list[int] = []     # the same without padding
+        self.fit: tuple[float, float] | None = None
+        self.first_step = 0
+        self.end: float | None = None  # when the last optimizer step finished
+        self.on_ready = lambda fit, steps: None
+
+    def record(self, inputs, sync) -> None:
+        sync()
+        self.starts.append(time.perf_counter())
+        self.tokens.append(inputs["input_ids"].numel() + inputs["labels"].numel())
+        self.real.append(int(inputs["attention_mask"].sum()) + int((inputs["labels"] != -100).sum()))
+
+    def steady(self, end: float) -> dict:
+        """s/step and real tokens/s after the first WARMUP_SKIP steps, up to `end` (a clock time);
+        and how the fitted line predicts the steps actually run."""
+        n = len(self.starts)
+        if n <= WARMUP_SKIP + 1:
+            return {}
+        times = self.starts[WARMUP_SKIP:] + [end]
+        span = times[-1] - times[0]
+        out = {"steady_steps": n - WARMUP_SKIP, "steady_s_per_step": round(span / (n - WARMUP_SKIP), 4),
+               "steady_tokens_per_s": round(sum(self.real[WARMUP_SKIP:]) / span, 1)}
+        if self.fit:
+            a, b = self.fit
+            out["prediction_check"] = {"steps": n - WARMUP_SKIP, "actual_s": round(span, 2), "predicted_s":
+                                       round(sum(a + b * t for t in self.tokens[WARMUP_SKIP:]), 2)}
+        return out
+
+    def ready(self) -> bool:
+        return self.fit is None and len(self.starts) > WARMUP_SKIP + WARMUP_FIT
+
+    def fit_line(self) -> tuple[float, float]:
+        """Least squares of step seconds on padded tokens over the warm-up window."""
+        dts = [self.starts[i + 1] - self.starts[i] for i in range(WARMUP_SKIP, WARMUP_SKIP + WARMUP_FIT)]
+        xs = self.tokens[WARMUP_SKIP:WARMUP_SKIP + WARMUP_FIT]
+        mx, my = sum(xs) / len(xs), sum(dts) / len(dts)
+        var = sum((x - mx) ** 2 for x in xs)
+        b = sum((x - mx) * (y - my) for x, y in zip(xs, dts)) / var if var > 0 else 0.0
+        a = my - b * mx
+        if a < 0 or b < 0:  # noisy window: fall back to time proportional to tokens
+            a, b = 0.0, my / mx
+        self.fit = (a, b)
+        return self.fit
+
+
+def predict_total(fit: tuple[float, float], shapes, steps_total: int) -> float:
+    a, b = fit
+    per_epoch = [a + b * padded(s) for s in shapes]
+    full, rest = divmod(steps_total, len(per_epoch))
+    return full * sum(per_epoch) + sum(per_epoch[:rest])
+
+
+def report(model, precision: str, device: str, threads: int, shapes, src_lens, tgt_lens, batch: int,
+           seed: int, grouped: bool, max_source_length: int | None, pruned: bool) -> tuple[dict, list[str]]:
+    import torch
+
+    real = sum(s[3] for s in shapes)
+    pad = sum(padded(s) for s in shapes)
+    mean_src = sum(s[1] for s in shapes) / len(shapes)
+    mean_tgt = sum(s[2] for s in shapes) / len(shapes)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    info = {
+        "device": device, "threads": threads, "precision": precision, "vocab_size": vocab,
+        "output_layer_flops_share": round(output_layer_share(model, mean_src, mean_tgt), 3),
+        "padding_waste": round(1 - real / max(1, pad), 3),
+        "padding_waste_random_batches": round(random_batch_waste(src_lens, tgt_lens, batch, seed), 3),
+        "batches_per_epoch": len(shapes),
+    }
+    warnings = []
+    if torch.cuda.is_available() and device == "cpu":
+        warnings.append("a CUDA device is present but training runs on the CPU")
+    if precision == "fp16":
+        warnings.append("fp16 on a T5-family model overflows and gives NaN loss; use bf16 or fp32")
+    if max_source_length and all(s[1] == max_source_length for s in shapes):
+        warnings.append(f"every batch is padded to max_source_length {max_source_length}: the data is "
+                        "longer than the limit, or padding is fixed; lower it or use `auto`")
+    if vocab > 64_000 and not pruned:
+        warnings.append(f"vocabulary of {vocab:,} ids with pruning off: the output layer is "
+                        f"{100 * info['output_layer_flops_share']:.0f}% of the FLOPs; set tokenize.prune_vocab")
+    if precision == "fp32" and device == "cuda" and torch.cuda.is_bf16_supported():
+        warnings.append("this GPU supports bf16 but training runs in fp32; set train.precision: auto")
+    log.info("speed report: %s on %d threads, %s; vocabulary %d (output layer %.0f%% of FLOPs); "
+             "padding waste %.0f%% (%.0f%% with random batches%s)", device, threads, precision, vocab,
+             100 * info["output_layer_flops_share"], 100 * info["padding_waste"],
+             100 * info["padding_waste_random_batches"], "; length-grouped" if grouped else "")
+    for w in warnings:
+        log.warning("speed: %s", w)
+    info["warnings"] = warnings
+    return info, warnings

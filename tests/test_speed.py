@@ -1,0 +1,35 @@
+"""The speed report's arithmetic on known inputs, and the report written by a real (tiny) run."""
+import pytest
+
+from emosum import speed
+
+
+def test_fit_recovers_a_linear_step_time():
+    t = speed.StepTimer()
+    clock = 0.0
+    sizes = [400, 380, 360, 340, 300, 280, 250, 200, 180, 160, 140, 120, 100, 90]
+    for n in sizes:  # start times of steps whose duration is 0.05 + 0.001 * tokens
+        t.starts.append(clock)
+        t.tokens.append(n)
+        clock += 0.05 + 0.001 * n
+    a, b = t.fit_line()
+    assert a == pytest.approx(0.05) and b == pytest.approx(0.001)
+    shapes = [(4, 50, 10, 200), (4, 20, 5, 90)]  # padded 240 and 100 tokens
+    assert speed.predict_total((a, b), shapes, 5) == pytest.approx(2 * (0.29 + 0.15) + 0.29)
+
+
+def test_padding_waste_of_random_batches():
+    # two short and two long examples: random pairs waste more than sorted pairs would
+    waste = speed.random_batch_waste([10, 10, 100, 100], [5, 5, 5, 5], batch=2, seed=0)
+    assert 0 <= waste < 1
+    assert speed.random_batch_waste([10, 10], [5, 5], batch=2, seed=0) == 0
+
+
+def test_output_layer_share_grows_with_vocabulary():
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    def share(vocab):
+        cfg = MT5Config(vocab_size=vocab, d_model=64, d_ff=128, d_kv=16, num_heads=4, num_layers=2)
+        return speed.output_layer_share(MT5ForConditionalGeneration(cfg), 128, 128)
+
+    assert share(1000) < share(32000) < share(250112)
