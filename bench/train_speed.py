@@ -36,11 +36,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MT5_SMALL = dict(d_model=512, d_ff=1024, d_kv=64, num_heads=6, num_layers=8, num_decoder_layers=8,
-                 vocab_size=250112, feed_forward_proj="gated-gelu", dropout_rate=0.1)
+SHAPES = {  # the real google/mt5-small and mt5-base configs
+    "mt5-small": dict(d_model=512, d_ff=1024, d_kv=64, num_heads=6, num_layers=8, num_decoder_layers=8,
+                      vocab_size=250112, feed_forward_proj="gated-gelu", dropout_rate=0.1),
+    "mt5-base": dict(d_model=768, d_ff=2048, d_kv=64, num_heads=12, num_layers=12, num_decoder_layers=12,
+                     vocab_size=250112, feed_forward_proj="gated-gelu", dropout_rate=0.1),
+}
 
 
-def prepare(work: Path, samples: int) -> None:
+def lengthen(splits: Path, seed: int = 0) -> None:
+    """--long: every input and summary longer than the limits, so every batch is full length (the
+    original full mode's worst case: 1024 + 512 tokens)."""
+    import random
+
+    rng = random.Random(seed)
+    for f in splits.glob("*.jsonl"):
+        rows = [json.loads(line) for line in open(f, encoding="utf-8")]
+        long = [{"text": "".join(r["text"] for r in rng.sample(rows, min(len(rows), 30))),
+                 "summary": "".join(r["summary"] for r in rng.sample(rows, min(len(rows), 80)))} for _ in rows]
+        f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in long), encoding="utf-8")
+
+
+def prepare(work: Path, samples: int, shape: str, long: bool) -> None:
     import torch
     import yaml
     from transformers import MT5Config, MT5ForConditionalGeneration
@@ -52,10 +69,12 @@ def prepare(work: Path, samples: int) -> None:
     data = params.parse_section("data", {**doc["data"], "path": str(ROOT / doc["data"]["path"])})
     sub = params.parse_section("subsample", {**doc["subsample"], "max_samples": samples, "max_eval_samples": 32})
     subsample.run(data, sub, work / "splits")
+    if long:
+        lengthen(work / "splits")
     texts = [json.loads(line)["text"] for line in open(work / "splits" / "train.jsonl", encoding="utf-8")]
     tok = tokenize.train_sentencepiece(texts, 8000, work / "ckpt")
     torch.manual_seed(0)
-    model = MT5ForConditionalGeneration(MT5Config(**MT5_SMALL, decoder_start_token_id=0))
+    model = MT5ForConditionalGeneration(MT5Config(**SHAPES[shape], decoder_start_token_id=0))
     # real mT5 checkpoints have their own LM head; transformers 5 keeps it untied on load when it
     # differs from the embeddings
     model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.shared.weight) * 0.05)
@@ -63,7 +82,7 @@ def prepare(work: Path, samples: int) -> None:
     tok.save_pretrained(work / "ckpt")
 
 
-def one(name: str, work: Path, steps: int) -> dict:
+def one(name: str, work: Path, steps: int, args) -> dict:
     """Child process: tokenize and train one configuration; returns train.json's dict."""
     import yaml
     from transformers import TrainerCallback
@@ -79,8 +98,20 @@ def one(name: str, work: Path, steps: int) -> dict:
         tok_over = {"prune_vocab": False}
         train_over = {"precision": "fp32", "optimizer": "adamw_torch", "group_by_length": False,
                       "learning_rate": 5e-5, "warmup_ratio": 0.0}
-    tok_cfg = params.parse_section("tokenize", {**doc["tokenize"], **tok_over, "max_source_length": 128,
-                                                "max_target_length": 128})
+    if name == "emosum_compile":
+        train_over = {"torch_compile": True}
+    if name == "emosum_fp32":  # to isolate what each knob buys
+        train_over = {"precision": "fp32"}
+    if name == "emosum_nogroup":
+        train_over = {"group_by_length": False}
+    if name != "baseline":
+        for item in args.override or []:  # --override train.optimizer=adamw_torch_fused
+            key, _, val = item.partition("=")
+            section, _, field = key.partition(".")
+            target = train_over if section == "train" else tok_over
+            target[field] = yaml.safe_load(val)
+    tok_cfg = params.parse_section("tokenize", {**doc["tokenize"], **tok_over, "max_source_length": args.src,
+                                                "max_target_length": args.tgt})
     d = work / name
     tokenize.run(model_p, tok_cfg, work / "splits", d / "tok", d / "tokenized")
     if name == "emosum_32000":
@@ -90,6 +121,7 @@ def one(name: str, work: Path, steps: int) -> dict:
         vmap["kept_ids"] = kept + list(range(base, base + 32000 - len(kept)))
         (d / "tok" / prune.MAP_FILE).write_text(json.dumps(vmap))
     train_cfg = params.parse_section("train", {**doc["train"], **train_over, "save_steps": 100_000,
+                                               "batch_size": args.batch,
                                                "max_steps": steps if name == "baseline" else -1})
 
     class StopAfter(TrainerCallback):  # the emosum runs plan the whole epoch, run `steps` of it
@@ -105,32 +137,47 @@ def one(name: str, work: Path, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=15, help="baseline steps (random batches: any window is typical)")
+    ap.add_argument("--steps", type=int, default=15, help="baseline steps, at least 4 (random batches: any window is typical)")
     ap.add_argument("--emosum-steps", type=int, default=60,
                     help="emosum steps; length grouping sorts 50-batch chunks, so run at least one whole chunk")
     ap.add_argument("--samples", type=int, default=5000)
     ap.add_argument("--work", default=str(ROOT / ".scratch" / "bench_train"))
-    ap.add_argument("--configs", default="baseline,emosum,emosum_32000")
+    ap.add_argument("--configs", default="baseline,emosum,emosum_32000",
+                    help="any of baseline, emosum, emosum_32000, emosum_compile, emosum_fp32, emosum_nogroup")
+    ap.add_argument("--shape", default="mt5-small", choices=sorted(SHAPES))
+    ap.add_argument("--src", type=int, default=128, help="max source tokens")
+    ap.add_argument("--tgt", type=int, default=128, help="max target tokens")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE",
+                    help="train.* or tokenize.* params for the emosum configs (repeatable)")
+    ap.add_argument("--long", action="store_true", help="inputs and summaries past the limits: full-length batches")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    work = Path(args.work)
+    work = Path(args.work).resolve()
     if args.one:
+        from emosum.logs import setup_logging
+
+        setup_logging()
         steps = args.steps if args.one == "baseline" else args.emosum_steps
-        stats = one(args.one, work, steps)
+        stats = one(args.one, work, steps, args)
         (work / f"{args.one}.json").write_text(json.dumps(stats))
         return
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.perf_counter()
-    prepare(work, args.samples)
+    prepare(work, args.samples, args.shape, args.long)
     print(f"prepared data and the mt5-small-shaped checkpoint in {time.perf_counter() - t0:.0f}s", flush=True)
     results = {}
     for name in args.configs.split(","):
         t = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--one", name, "--work", str(work), "--steps", str(args.steps),
-                        "--emosum-steps", str(args.emosum_steps)], check=True)
+        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--one", name, "--work", str(work)], check=True)
         results[name] = json.loads((work / f"{name}.json").read_text())
-        print(f"{name}: done in {time.perf_counter() - t:.0f}s", flush=True)
+        sp = results[name]["speed"]
+        print(f"{name}: done in {time.perf_counter() - t:.0f}s: {sp.get('steady_s_per_step')} s/step, "
+              f"{sp.get('steady_tokens_per_s')} tokens/s, vocab {results[name]['vocab_size']}, "
+              f"{results[name]['precision']}, peak {results[name]['peak_memory_gb']} GB", flush=True)
+    print(f"shape {args.shape}, batch {args.batch}, {args.src} + {args.tgt} tokens"
+          f"{', full-length batches' if args.long else ''}")
     print_table(results)
 
 

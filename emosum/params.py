@@ -91,7 +91,7 @@ class TrainParams(Section):
     weight_decay: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup", "inverse_sqrt"] = "linear"
-    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor"] = "adamw_torch"
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor"] = "adamw_torch_fused"
     precision: Literal["auto", "bf16", "fp32", "fp16"] = "auto"
     allow_fp16: bool = False
     group_by_length: bool = True
@@ -101,6 +101,14 @@ class TrainParams(Section):
     save_steps: int = Field(200, ge=1)
     logging_steps: int = Field(25, ge=1)
     eval_batch_size: int = Field(16, ge=1)
+    # data-parallel training (see emosum/launch.py); global_batch_size null = batch_size x accumulation
+    global_batch_size: Optional[int] = Field(None, ge=1)
+    num_processes: int = Field(1, ge=1, description="processes per machine (GPUs, or CPU workers)")
+    num_machines: int = Field(1, ge=1)
+    machine_rank: int = Field(0, ge=0)
+    main_process_ip: Optional[str] = None
+    main_process_port: int = Field(29500, ge=1, le=65535)
+    accelerate_config: Optional[str] = None  # an `accelerate config` file instead of the keys above
 
 
 class EvaluateParams(Section):
@@ -109,6 +117,7 @@ class EvaluateParams(Section):
     batch_size: int = Field(32, ge=1)
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = Field(0, ge=0)
+    table_examples: int = Field(10, ge=1, description="rows of metrics/predictions.md")
 
 
 class CleanupParams(Section):

@@ -17,33 +17,10 @@ import time
 from pathlib import Path
 
 from emosum import dataio, hf, params, rouge
+from emosum.generation import generate
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.evaluate")
-
-
-def generate(model, tok, input_ids: list[list[int]], cfg: params.EvaluateParams, desc="generate") -> list[str]:
-    """Batched generation over length-sorted inputs; returns texts in the input order."""
-    import torch
-    from tqdm.auto import tqdm
-
-    order = sorted(range(len(input_ids)), key=lambda i: -len(input_ids[i]))
-    out: list[str] = [""] * len(input_ids)
-    device = next(model.parameters()).device
-    use_bf16 = hf.bf16_available()
-    model.eval()
-    with tqdm(total=len(order), desc=desc, unit="ex") as bar:
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            batch = tok.pad({"input_ids": [input_ids[i] for i in idx]}, return_tensors="pt").to(device)
-            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                gen = model.generate(**batch, num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens,
-                                     length_penalty=cfg.length_penalty,
-                                     no_repeat_ngram_size=cfg.no_repeat_ngram_size)
-            for i, text in zip(idx, tok.batch_decode(gen, skip_special_tokens=True)):
-                out[i] = text.strip()
-            bar.update(len(idx))
-    return out
 
 
 def score(sources: list[str], preds: list[str], refs: list[str]) -> tuple[dict, list[dict]]:
@@ -64,6 +41,27 @@ def score(sources: list[str], preds: list[str], refs: list[str]) -> tuple[dict, 
         "examples": len(preds),
     }
     return metrics, char["per_example"]
+
+
+def _cell(text: str, limit: int) -> str:
+    text = text.replace("\n", " / ").replace("|", "\\|")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def predictions_table(predictions: list[dict], n: int) -> str:
+    """Markdown: the best, the worst and evenly spaced examples between, by per-example ROUGE-L."""
+    ranked = sorted(range(len(predictions)), key=lambda i: (-predictions[i]["rougeL"], i))
+    k = min(n, len(ranked))
+    ends = max(1, k // 3)
+    middle = ranked[ends:len(ranked) - ends]
+    picks = ranked[:ends] + [middle[int(j * len(middle) / max(1, k - 2 * ends))]
+                             for j in range(max(0, k - 2 * ends)) if middle] + ranked[len(ranked) - ends:]
+    lines = ["| # | ROUGE-L | input (head) | reference | prediction |", "|---|---|---|---|---|"]
+    for rank, i in enumerate(dict.fromkeys(picks)):
+        p = predictions[i]
+        lines.append(f"| {i} | {p['rougeL']:.1f} | {_cell(p['text'], 60)} | {_cell(p['reference'], 80)} | "
+                     f"{_cell(p['prediction'], 80)} |")
+    return "\n".join(lines) + "\n"
 
 
 def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, test_file: Path) -> tuple[dict, list]:
@@ -104,6 +102,12 @@ def main() -> int:
         log.error("%s", e)
         return 1
     dataio.write_jsonl("metrics/predictions.jsonl", predictions)
+    with dataio.atomic_path("metrics/predictions.md") as tmp:
+        tmp.write_text(f"# Test predictions: best, worst and between ({len(predictions)} in all)\n\n"
+                       + predictions_table(predictions, cfg.table_examples), encoding="utf-8")
+    # one point per run for the quality-vs-cost plot that `dvc plots diff` draws across experiments
+    train = json.loads(Path("metrics/train.json").read_text(encoding="utf-8"))
+    dataio.write_json("metrics/quality_cost.json", [{"train_wall_s": train["wall_s"], "rougeL": metrics["rougeL"]}])
     dataio.write_json("metrics/eval.json", metrics)
     return 0
 

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, hf, params, prune, speed
+from emosum import dataio, hf, launch, params, prune, speed
+from emosum.trainer_ext import model_card, predict, step_aligned_dvclive, timed_trainer
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.train")
@@ -61,60 +62,6 @@ def last_complete_checkpoint(run_dir: Path) -> str | None:
     return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
 
 
-def step_aligned_dvclive(live):
-    """DVCLiveCallback that logs at the Trainer's global step.
-
-    The stock callback counts its own steps (one per log call), so the validation loss logged at
-    the end of an epoch lands at step 51 while the training loss beside it is at step 1250.
-    """
-    from transformers.integrations import DVCLiveCallback
-
-    class Callback(DVCLiveCallback):
-        def on_log(self, args, state, control, **kwargs):
-            self.live.step = state.global_step
-            return super().on_log(args, state, control, **kwargs)
-
-    return Callback(live=live)
-
-
-def timed_trainer(base, timer: speed.StepTimer):
-    """The Trainer with each micro-batch's start time and padded size recorded for the prediction."""
-    import torch
-
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-
-    from transformers import TrainerCallback
-
-    class StepEnd(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            sync()
-            timer.end = time.perf_counter()
-
-    class Timed(base):
-        def __init__(self, *a, callbacks=(), **kw):
-            super().__init__(*a, callbacks=[*callbacks, StepEnd()], **kw)
-
-        def training_step(self, model, inputs, num_items_in_batch=None):
-            if not timer.starts:
-                timer.first_step = self.state.global_step  # > 0 when resumed
-            timer.record(inputs, sync)
-            if timer.ready():
-                steps_left = self.state.max_steps - timer.first_step
-                timer.on_ready(timer.fit_line(), steps_left * self.args.gradient_accumulation_steps)
-            return super().training_step(model, inputs, num_items_in_batch)
-
-    return Timed
-
-
-def predict(info: dict, timer: speed.StepTimer, fit, shapes, micro_steps: int) -> None:
-    done = len(timer.starts) - 1
-    total = speed.predict_total(fit, shapes, micro_steps)
-    info.update(predicted_train_s=round(total, 1), predicted_s_per_step=round(total / max(1, micro_steps), 4),
-                fit_seconds_per_kilotoken=round(1000 * fit[1], 4), fit_seconds_per_step_overhead=round(fit[0], 4))
-    log.info("predicted from %d timed warm-up steps: %.3f s/step, %.0f s (%.1f min) for %d steps",
-             done, total / max(1, micro_steps), total, total / 60, micro_steps)
-
-
 def peak_memory_gb() -> float:
     import torch
 
@@ -130,7 +77,10 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     from datasets import load_from_disk
     from transformers import (DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments,
                               set_seed)
+
     precision = hf.pick_precision(cfg.precision, cfg.allow_fp16)
+    world, main_rank = launch.world_size(), launch.is_main_process()
+    accum = launch.accumulation(cfg, world)
     set_seed(cfg.seed)
     tok = hf.load_tokenizer(str(tok_dir))
     ds = load_from_disk(str(data_dir))
@@ -145,9 +95,9 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         log.info("vocabulary pruned to %d ids: %.1fM -> %.1fM parameters", len(keep), n_params_before / 1e6,
                  n_params / 1e6)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    log.info("model %s: %.1fM parameters, vocab %d; device %s, %d threads, precision %s",
-             model_p.name, n_params / 1e6, model.config.vocab_size, device, torch.get_num_threads(),
-             precision)
+    log.info("model %s: %.1fM parameters, vocab %d; device %s, %d threads, precision %s; %d process(es), "
+             "batch %d x %d x accumulation %d", model_p.name, n_params / 1e6, model.config.vocab_size, device,
+             torch.get_num_threads(), precision, world, cfg.batch_size, world, accum)
 
     run_dir = SCRATCH_DIR / fingerprint(model_p, cfg, data_dir)
     resume = last_complete_checkpoint(run_dir)
@@ -156,7 +106,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     args = Seq2SeqTrainingArguments(
         output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, learning_rate=cfg.learning_rate,
+        gradient_accumulation_steps=accum, learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler,
         optim=cfg.optimizer, bf16=precision == "bf16", fp16=precision == "fp16", seed=cfg.seed,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
@@ -164,7 +114,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         save_steps=cfg.save_steps, save_total_limit=2, logging_steps=cfg.logging_steps,
         logging_first_step=True, report_to="none", use_cpu=device == "cpu", torch_compile=cfg.torch_compile,
         dataloader_num_workers=0, remove_unused_columns=True)
-    if live_dir is not None:
+    if live_dir is not None and main_rank:  # one writer: rank 0
         from dvclive import Live
 
         # dvcyaml=None: dvc.yaml declares the plots itself; Live would rewrite it otherwise
@@ -186,16 +136,18 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     wall = time.perf_counter() - t0
     info.update(timer.steady(timer.end or time.perf_counter()))
 
-    with dataio.atomic_path(out_dir, is_dir=True) as tmp:
-        trainer.save_model(str(tmp))
-        tok.save_pretrained(str(tmp))
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
+    if trainer.is_world_process_zero():
+        with dataio.atomic_path(out_dir, is_dir=True) as tmp:
+            trainer.save_model(str(tmp))
+            tok.save_pretrained(str(tmp))
+            (tmp / "README.md").write_text(model_card(model_p, cfg, model, ds, keep, n_params_before, precision,
+                                                      state.global_step, losses, evals), encoding="utf-8")
     train = ds["train"]
-    tokens_per_epoch = sum(train["length"]) + sum(len(x) for x in train["labels"])
-    samples = state.global_step * cfg.batch_size * cfg.gradient_accumulation_steps
-    tokens = tokens_per_epoch * samples / len(train)
+    samples = state.global_step * cfg.batch_size * accum * world
+    tokens = sum(timer.real) * world  # real (non-padding) tokens this run, all ranks alike
     steps_run = state.global_step - (int(Path(resume).name.split("-")[1]) if resume else 0)
     stats = {
         "final_loss": round(losses[-1], 4) if losses else None,
@@ -206,7 +158,8 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         "epochs": round(state.epoch or 0, 3), "train_samples": len(train),
         "wall_s": round(wall, 1), "s_per_step": round(wall / max(1, steps_run), 4),
         "samples_per_s": round(samples * steps_run / max(1, state.global_step) / wall, 2),
-        "tokens_per_s": round(tokens * steps_run / max(1, state.global_step) / wall, 1),
+        "tokens_per_s": round(tokens / wall, 1),
+        "global_batch_size": cfg.batch_size * accum * world, "processes": world,
         "peak_memory_gb": round(peak_memory_gb(), 3),
         "parameters": n_params, "parameters_before_pruning": n_params_before,
         "vocab_size": model.config.vocab_size,
@@ -227,13 +180,17 @@ def main() -> int:
     try:
         model_p, cfg, hub = params.load("model", "train", "hub")
         hf.offline_env(hub.online)
+        if launch.total_processes(cfg) > 1 and not launch.launched():
+            launch.accumulation(cfg, launch.total_processes(cfg))  # a bad global batch fails before launch
+            return launch.relaunch(cfg, "stages.train")
         log.info("params: model=%s train=%s", model_p.model_dump(), cfg.model_dump())
         stats = run(model_p, cfg, Path("data/tokenizer"), Path("data/tokenized"), Path("model"),
                     Path("metrics/train_live"))
     except (params.ParamsError, hf.CheckpointError, ValueError) as e:
         log.error("%s", e)
         return 1
-    dataio.write_json("metrics/train.json", stats)
+    if launch.is_main_process():
+        dataio.write_json("metrics/train.json", stats)
     return 0
 
 

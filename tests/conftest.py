@@ -62,7 +62,7 @@ def repo(tmp_path: Path) -> Path:
     for name in ("stages", "emosum"):
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
     (dst / ".dvc").mkdir()
-    for name in ("config", ".gitignore"):
+    for name in ("config", ".gitignore", "offline_plots.html"):
         shutil.copy2(ROOT / ".dvc" / name, dst / ".dvc" / name)
     write_demo_rows(dst / "data" / "demo" / "tiny.jsonl")
     doc = tiny_params(data={"path": "data/demo/tiny.jsonl"}, train={"max_steps": -1})  # epochs count
@@ -77,6 +77,7 @@ def repo(tmp_path: Path) -> Path:
 def run_cmd(args: list[str], cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run a command with this interpreter's bin folder first on PATH (dvc's `python -m stages.x`)."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="t@example.com",
                GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="t@example.com")
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,6 +1,7 @@
 """Real `dvc repro` / `dvc exp run` / `dvc metrics diff` in a temporary copy of the repository."""
 import json
 import re
+import sys
 
 import pytest
 import yaml
@@ -43,7 +44,7 @@ def test_repro_caching_and_experiments(repo):
 
     # an experiment on epochs reruns exactly train, evaluate and cleanup
     steps_1 = json.loads((repo / "metrics" / "train.json").read_text())["steps"]
-    exp = run_cmd(["dvc", "exp", "run", "-S", "train.epochs=2"], repo).stdout
+    exp = run_cmd(["dvc", "exp", "run", "-n", "epochs2", "-S", "train.epochs=2"], repo).stdout
     assert ran_stages(exp) == ["train", "evaluate", "cleanup"]
     assert json.loads((repo / "metrics" / "train.json").read_text())["steps"] == 2 * steps_1
 
@@ -52,3 +53,37 @@ def test_repro_caching_and_experiments(repo):
     assert {"rouge1", "rougeL", "word_rougeL"} <= set(changed)
     show = run_cmd(["dvc", "exp", "show", "--json"], repo).stdout
     assert "train.epochs" in show or '"epochs": 2' in show
+
+    # issue 5: the plots DVC declares exist and render with the offline template
+    doc = yaml.safe_load((repo / "dvc.yaml").read_text())
+    for plot in doc["plots"]:
+        for path in next(iter(plot.values()))["y"]:
+            assert (repo / path).exists(), path
+    assert (repo / "metrics" / "quality_cost.json").exists() and (repo / "metrics" / "predictions.md").exists()
+    run_cmd(["dvc", "plots", "show", "-o", "plots_html"], repo)
+    page = (repo / "plots_html" / "index.html").read_text(encoding="utf-8")
+    assert "vegaEmbed" in page and not re.search(r"<script[^>]+src=[\"']?https?:", page)
+
+    # the comparison report reads both runs' numbers back from their metrics files
+    rep = run_cmd([sys.executable, "-m", "emosum.report", "main", "epochs2"], repo).stdout
+    text = (repo / "metrics" / "report.md").read_text(encoding="utf-8")
+    head_eval = json.loads(run_cmd(["git", "show", "HEAD:metrics/eval.json"], repo).stdout)
+    exp_eval = json.loads((repo / "metrics" / "eval.json").read_text())
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| main") or
+            line.startswith("| epochs2")}
+    assert f"{head_eval['rougeL']:.2f}" in rows["main"] and f"{exp_eval['rougeL']:.2f}" in rows["epochs2"]
+    assert "train.epochs=1" in rows["main"] and "train.epochs=2" in rows["epochs2"]
+    assert "keeps" in text and "faster" in text and rep
+    png = (repo / "metrics" / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+    assert matplotlib.image.imread(str(repo / "metrics" / "report.png")).shape[0] > 100
+
+
+def test_plot_template_is_offline():
+    from conftest import ROOT
+
+    page = (ROOT / ".dvc" / "offline_plots.html").read_text(encoding="utf-8")
+    assert "{plot_divs}" in page and "{scripts}" not in page
+    assert not re.search(r"<script[^>]+src=", page) and "http://" not in page.split("<script>")[0]
+    assert "vegaEmbed" in page

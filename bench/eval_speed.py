@@ -1,0 +1,71 @@
+"""Benchmark: batched, length-sorted generation against one example at a time; no-op `dvc repro`.
+
+    python bench/eval_speed.py            # after `dvc repro` (it uses model/ and the test split)
+    python bench/eval_speed.py -n 50      # fewer examples
+
+Both generation modes run in this process on the same test examples with the evaluate section's
+params (num_beams, max_new_tokens); the per-example mode is what a loop over `model.generate`
+does. Then `dvc repro` with nothing changed is timed (median of 3). Ends with one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=100, help="test examples to generate for")
+    args = ap.parse_args()
+    from emosum import hf, params
+    from emosum.generation import generate
+
+    hf.offline_env(False)
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    if not (ROOT / "model" / "config.json").exists():
+        raise SystemExit("no model/: run `dvc repro` first")
+    (cfg,) = params.load("evaluate", path=ROOT / "params.yaml")
+    tok = AutoTokenizer.from_pretrained(str(ROOT / "model"))
+    model = hf.load_pretrained(str(ROOT / "model"))
+    ids = load_from_disk(str(ROOT / "data" / "tokenized"))["test"]["input_ids"][:args.n]
+    generate(model, tok, ids[:4], cfg, progress=False)  # warm-up
+
+    t = time.perf_counter()
+    batched = generate(model, tok, ids, cfg, desc="batched")
+    t_batched = time.perf_counter() - t
+    one = cfg.model_copy(update={"batch_size": 1})
+    t = time.perf_counter()
+    single = generate(model, tok, ids, one, desc="one by one")
+    t_single = time.perf_counter() - t
+    same = sum(a == b for a, b in zip(batched, single)) / len(ids)
+
+    noop = []
+    for _ in range(3):
+        t = time.perf_counter()
+        out = subprocess.run(["dvc", "repro"], cwd=ROOT, capture_output=True, text=True)
+        noop.append(time.perf_counter() - t)
+        if "Running stage" in out.stdout or out.returncode:
+            raise SystemExit(f"dvc repro was not a no-op; run it once first:\n{out.stdout}{out.stderr}")
+
+    print(f"{len(ids)} test examples, num_beams {cfg.num_beams}, max_new_tokens {cfg.max_new_tokens}")
+    print(f"batched (batch {cfg.batch_size}, length-sorted): {t_batched:7.2f} s  {len(ids) / t_batched:7.1f} ex/s")
+    print(f"one by one:                        {t_single:7.2f} s  {len(ids) / t_single:7.1f} ex/s")
+    print(f"speed-up {t_single / t_batched:.1f}x; identical outputs {100 * same:.0f}%")
+    print(f"no-op dvc repro: {', '.join(f'{x:.2f}' for x in noop)} s (median {statistics.median(noop):.2f})")
+    print(json.dumps({"generation_ratio": round(t_single / t_batched, 2), "batched_s": round(t_batched, 2),
+                      "per_example_s": round(t_single, 2), "identical_share": round(same, 3),
+                      "noop_repro_s": round(statistics.median(noop), 2)}))
+
+
+if __name__ == "__main__":
+    main()

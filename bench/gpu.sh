@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The speed benchmark on a lent GPU machine (no network there): the wheels this project needs
+# beyond that machine's image travel in .whl/ (see bench/README.md). Writes logs to $OUT.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, transformers, datasets, pydantic, pyarrow; print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__, 'bf16', torch.cuda.is_bf16_supported())"
+# fast config: mt5-small shape, batch 4, 128 + 128
+timeout 300 python3 bench/train_speed.py --steps 40 --emosum-steps 150 --configs baseline,emosum,emosum_32000,emosum_compile \
+  --work /tmp/bench_fast 2>&1 | tee $OUT/fast.log | grep -v "it/s]" | tail -40
+# full config: mt5-base shape, batch 2, 1024 + 512, every batch full length
+timeout 200 python3 bench/train_speed.py --shape mt5-base --src 1024 --tgt 512 --batch 2 --long --samples 400 \
+  --steps 20 --emosum-steps 30 --configs baseline,emosum_32000 --work /tmp/bench_full 2>&1 | tee $OUT/full.log | grep -v "it/s]" | tail -30

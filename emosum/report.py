@@ -1,0 +1,165 @@
+"""Compare runs: quality against cost, from the metrics files DVC tracked for each run.
+
+    emosum-report                      # the workspace and every experiment in `dvc exp show`
+    emosum-report fast-demo full-demo  # named experiments, branches, tags or commits
+    emosum-report --fast fast-demo --full full-demo
+
+Writes metrics/report.md (for each run: the params that differ, ROUGE, the lead-k floor, training
+time, tokens/s, s/step, peak memory, model size; then the fast run's quality as a percentage of
+the full run's, and the speed-up) and metrics/report.png (ROUGE-L against training time, one
+labelled point per run). Every number is read from `dvc exp show --json`, never retyped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+COLUMNS = [  # (header, metrics file, key, format)
+    ("ROUGE-1", "metrics/eval.json", "rouge1", "{:.2f}"),
+    ("ROUGE-2", "metrics/eval.json", "rouge2", "{:.2f}"),
+    ("ROUGE-L", "metrics/eval.json", "rougeL", "{:.2f}"),
+    ("word ROUGE-L", "metrics/eval.json", "word_rougeL", "{:.2f}"),
+    ("lead-k ROUGE-L", "metrics/eval.json", "lead_rougeL", "{:.2f}"),
+    ("train min", "metrics/train.json", "wall_s", "{:.1f}"),
+    ("tokens/s", "metrics/train.json", "tokens_per_s", "{:.0f}"),
+    ("s/step", "metrics/train.json", "s_per_step", "{:.3f}"),
+    ("peak GB", "metrics/train.json", "peak_memory_gb", "{:.2f}"),
+    ("model MB", "metrics/cleanup.json", "model_bytes", "{:.1f}"),
+]
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def collect(cwd: Path = Path(".")) -> list[dict]:
+    """Every run `dvc exp show` knows: {name, params (flat), metrics {file: dict}}."""
+    out = subprocess.run(["dvc", "exp", "show", "--json", "--all-branches"], cwd=cwd, capture_output=True,
+                         text=True, check=True).stdout
+    runs = []
+
+    def add(name, rev):
+        data = rev.get("data") or {}
+        metrics = {f: (m or {}).get("data", {}) for f, m in (data.get("metrics") or {}).items()}
+        if "metrics/eval.json" not in metrics:
+            return
+        params = _flat(((data.get("params") or {}).get("params.yaml") or {}).get("data", {}))
+        runs.append({"name": name, "params": params, "metrics": metrics})
+
+    for base in json.loads(out):
+        add(base.get("name") or base["rev"][:7], base)
+        for exp in base.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                add(exp.get("name") or rev.get("name") or rev["rev"][:7], rev)
+    return runs
+
+
+def value(run: dict, file: str, key: str):
+    v = run["metrics"].get(file, {}).get(key)
+    if v is not None and key == "wall_s":
+        return v / 60
+    if v is not None and key == "model_bytes":
+        return v / 1e6
+    return v
+
+
+def differing(runs: list[dict]) -> list[str]:
+    keys = sorted({k for r in runs for k in r["params"]})
+    return [k for k in keys if len({json.dumps(r["params"].get(k)) for r in runs}) > 1]
+
+
+def markdown(runs: list[dict], fast: dict, full: dict) -> str:
+    keys = differing(runs)
+    lines = ["# emosum: fast vs full", "",
+             "Character-level ROUGE F1 x100 on the test split (the same test set for every run), the lead-k",
+             "floor beside it, and training cost. Read from each run's metrics files by `emosum-report`.", ""]
+    head = ["run", "params that differ"] + [c[0] for c in COLUMNS]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        ps = ", ".join(f"{k}={r['params'].get(k)}" for k in keys) or "-"
+        cells = [fmt.format(v) if (v := value(r, f, k)) is not None else "-" for _, f, k, fmt in COLUMNS]
+        lines.append(f"| {r['name']} | {ps} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if fast is not full:
+        q = value(fast, "metrics/eval.json", "rougeL") / value(full, "metrics/eval.json", "rougeL")
+        w = value(fast, "metrics/eval.json", "word_rougeL") / value(full, "metrics/eval.json", "word_rougeL")
+        t = value(full, "metrics/train.json", "wall_s") / value(fast, "metrics/train.json", "wall_s")
+        lines += [f"**{fast['name']}** keeps **{100 * q:.1f}%** of **{full['name']}**'s ROUGE-L "
+                  f"({100 * w:.1f}% at the word level) and trains **{t:.1f}x** faster "
+                  f"({value(fast, 'metrics/train.json', 'wall_s'):.1f} vs "
+                  f"{value(full, 'metrics/train.json', 'wall_s'):.1f} min).", ""]
+    lines += ["![ROUGE-L against training time](report.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    xs = [value(r, "metrics/train.json", "wall_s") for r in runs]
+    ys = [value(r, "metrics/eval.json", "rougeL") for r in runs]
+    ax.scatter(xs, ys, color="tab:blue")
+    for r, x, y in zip(runs, xs, ys):
+        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    floor = value(runs[0], "metrics/eval.json", "lead_rougeL")
+    if floor is not None:
+        ax.axhline(floor, color="grey", linestyle="--", linewidth=1, label="lead-k floor")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("training time (min)")
+    ax.set_ylabel("ROUGE-L (character level, x100)")
+    ax.set_title("Quality against cost, one point per run")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    from emosum import dataio
+
+    ap = argparse.ArgumentParser(prog="emosum-report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="*", help="experiment names or revisions (default: all)")
+    ap.add_argument("--fast", help="the fast run (default: the quickest to train)")
+    ap.add_argument("--full", help="the full run (default: the slowest to train)")
+    ap.add_argument("--out", default="metrics/report.md")
+    args = ap.parse_args(argv)
+    runs = collect()
+    if args.runs:
+        by = {r["name"]: r for r in runs}
+        missing = [n for n in args.runs if n not in by]
+        if missing:
+            print(f"emosum-report: no run named {', '.join(missing)}; known: {', '.join(by)}", file=sys.stderr)
+            return 1
+        runs = [by[n] for n in args.runs]
+    runs = [r for r in runs if value(r, "metrics/train.json", "wall_s")]
+    if not runs:
+        print("emosum-report: no run with metrics yet; run `dvc repro` or `dvc exp run` first", file=sys.stderr)
+        return 1
+    by = {r["name"]: r for r in runs}
+    timed = sorted(runs, key=lambda r: value(r, "metrics/train.json", "wall_s"))
+    fast, full = by.get(args.fast, timed[0]), by.get(args.full, timed[-1])
+    out = Path(args.out)
+    with dataio.atomic_path(out.with_suffix(".png")) as tmp:
+        plot(runs, tmp.with_suffix(".png"))
+        tmp.with_suffix(".png").replace(tmp)
+    with dataio.atomic_path(out) as tmp:
+        tmp.write_text(markdown(runs, fast, full), encoding="utf-8")
+    print(out.read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

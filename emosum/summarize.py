@@ -1,0 +1,103 @@
+"""summarize: Chinese emotion summaries from a trained emosum model.
+
+    summarize "今天被老板当众批评了，委屈得想哭。"
+    summarize --file posts.jsonl --output summaries.jsonl     # JSONL, JSON, CSV, TSV or Parquet
+    cat posts.txt | summarize                                  # one text per line on stdin
+
+Loads model/ (or --model DIR), truncates inputs as the model was trained (the tokenizer's saved
+max length, the source prefix from params.yaml when present), generates in length-sorted batches
+with the evaluate section's generation params unless overridden, and keeps the input order.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def summarize(texts: list[str], model_dir: str = "model", gen=None, prefix: str = "", progress: bool = False):
+    from emosum import hf
+    from emosum.generation import generate
+
+    hf.offline_env(False)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = hf.load_pretrained(model_dir)
+    ids = tok([prefix + t for t in texts], truncation=True, max_length=tok.model_max_length)["input_ids"]
+    return generate(model, tok, ids, gen, desc="summarize", progress=progress)
+
+
+def _generation_params(args):
+    from emosum import params
+
+    raw = {}
+    if Path(args.params).exists():
+        import yaml
+
+        raw = (yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}).get("evaluate") or {}
+    for key in ("num_beams", "max_new_tokens", "batch_size"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    return params.parse_section("evaluate", raw, args.params)
+
+
+def _prefix(path: str) -> str:
+    import yaml
+
+    if not Path(path).exists():
+        return ""
+    return ((yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("model") or {}).get("source_prefix", "")
+
+
+def main(argv=None) -> int:
+    from emosum import dataio, params
+
+    ap = argparse.ArgumentParser(prog="summarize", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("text", nargs="*", help="texts to summarise (none: read --file or stdin)")
+    ap.add_argument("--file", help="a file of rows; --text-column names the input column")
+    ap.add_argument("--text-column", default="text")
+    ap.add_argument("--output", help="write JSONL rows {text, summary} here (default: stdout)")
+    ap.add_argument("--model", default="model", help="a trained model folder (default: model)")
+    ap.add_argument("--params", default="params.yaml", help="generation defaults from its evaluate section")
+    ap.add_argument("--num-beams", dest="num_beams", type=int)
+    ap.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
+    ap.add_argument("--batch-size", dest="batch_size", type=int)
+    args = ap.parse_args(argv)
+    try:
+        if args.text:
+            texts = args.text
+        elif args.file:
+            texts = []
+            for where, row in dataio.read_rows(args.file):
+                if not isinstance(row.get(args.text_column), str):
+                    raise dataio.DataError(f"{where}: no text in column '{args.text_column}'; use --text-column")
+                texts.append(row[args.text_column])
+        else:
+            texts = [line.strip() for line in sys.stdin if line.strip()]
+        if not texts:
+            raise dataio.DataError("no input: pass texts, --file, or lines on stdin")
+        if not Path(args.model, "config.json").exists():
+            raise dataio.DataError(f"{args.model}: no trained model here (config.json missing); run `dvc repro` "
+                                   "or pass --model DIR")
+        gen = _generation_params(args)
+        out = summarize(texts, args.model, gen, _prefix(args.params), progress=len(texts) > 1)
+    except (dataio.DataError, params.ParamsError) as e:
+        print(f"summarize: {e}", file=sys.stderr)
+        return 1
+    rows = [{"text": t, "summary": s} for t, s in zip(texts, out)]
+    if args.output:
+        dataio.write_jsonl(args.output, rows)
+        print(f"wrote {len(rows)} summaries to {args.output}", file=sys.stderr)
+    elif args.text and len(args.text) == 1:
+        print(out[0])
+    else:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

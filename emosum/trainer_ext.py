@@ -1,0 +1,90 @@
+"""Trainer add-ons for the train stage: step-aligned dvclive curves, step timing for the speed
+prediction, and the model card. Kept apart so stages/train.py stays a readable sequence."""
+from __future__ import annotations
+
+import logging
+import time
+
+from emosum import hf, speed
+
+log = logging.getLogger("emosum.train")
+
+
+def step_aligned_dvclive(live):
+    """DVCLiveCallback that logs at the Trainer's global step.
+
+    The stock callback counts its own steps (one per log call), so the validation loss logged at
+    the end of an epoch lands at step 51 while the training loss beside it is at step 1250.
+    """
+    from transformers.integrations import DVCLiveCallback
+
+    class Callback(DVCLiveCallback):
+        def on_log(self, args, state, control, **kwargs):
+            self.live.step = state.global_step
+            return super().on_log(args, state, control, **kwargs)
+
+    return Callback(live=live)
+
+
+def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps, losses, evals) -> str:
+    """model/README.md: what this model is and how it was made. No dates or timings, so the same
+    params and data give the same card."""
+    import yaml
+
+    c = model.config
+    base = "none: an mT5 architecture initialised from scratch" if hf.is_scratch(model_p.name) else model_p.name
+    arch = {k: getattr(c, k) for k in ("d_model", "d_ff", "d_kv", "num_heads", "num_layers",
+                                       "num_decoder_layers", "vocab_size")}
+    return "\n".join([
+        "---", "language: zh", "library_name: transformers", "pipeline_tag: summarization", "tags: [mt5, emosum]", "---",
+        "# emosum summarizer", "",
+        "Writes a short Chinese summary of an emotional text: who feels what, and why.", "",
+        f"- Base checkpoint: {base}",
+        f"- Architecture: MT5ForConditionalGeneration, {sum(p.numel() for p in model.parameters()):,} parameters; "
+        + ", ".join(f"{k} {v}" for k, v in arch.items()),
+        f"- Vocabulary: {'pruned to the %d ids the training data uses (from %s parameters)' % (len(keep), f'{n_params_before:,}') if keep else 'as the tokenizer'}",
+        f"- Data: {len(ds['train']):,} training pairs, {len(ds['validation']):,} validation pairs",
+        f"- Training: {steps} steps, precision {precision}; final training loss "
+        f"{losses[-1] if losses else float('nan'):.4f}, validation loss {evals[-1] if evals else float('nan'):.4f}",
+        "- Test-set ROUGE: see metrics/eval.json in the repository that made this model", "",
+        "## Use", "", "```bash", "summarize --model model \"今天被老板当众批评了，委屈得想哭。\"", "```", "",
+        "## Params", "", "```yaml", yaml.safe_dump({"model": model_p.model_dump(), "train": cfg.model_dump()},
+                                                  allow_unicode=True, sort_keys=False).rstrip(), "```", ""])
+
+
+def timed_trainer(base, timer: speed.StepTimer):
+    """The Trainer with each micro-batch's start time and padded size recorded for the prediction."""
+    import torch
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+
+    from transformers import TrainerCallback
+
+    class StepEnd(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            sync()
+            timer.end = time.perf_counter()
+
+    class Timed(base):
+        def __init__(self, *a, callbacks=(), **kw):
+            super().__init__(*a, callbacks=[*callbacks, StepEnd()], **kw)
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            if not timer.starts:
+                timer.first_step = self.state.global_step  # > 0 when resumed
+            timer.record(inputs, sync)
+            if timer.ready():
+                steps_left = self.state.max_steps - timer.first_step
+                timer.on_ready(timer.fit_line(), steps_left * self.args.gradient_accumulation_steps)
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    return Timed
+
+
+def predict(info: dict, timer: speed.StepTimer, fit, shapes, micro_steps: int) -> None:
+    done = len(timer.starts) - 1
+    total = speed.predict_total(fit, shapes, micro_steps)
+    info.update(predicted_train_s=round(total, 1), predicted_s_per_step=round(total / max(1, micro_steps), 4),
+                fit_seconds_per_kilotoken=round(1000 * fit[1], 4), fit_seconds_per_step_overhead=round(fit[0], 4))
+    log.info("predicted from %d timed warm-up steps: %.3f s/step, %.0f s (%.1f min) for %d steps",
+             done, total / max(1, micro_steps), total, total / 60, micro_steps)

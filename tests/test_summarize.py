@@ -1,0 +1,70 @@
+"""The `summarize` command on a tiny trained model: text, file and stdin, one summary per input, in order."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import tiny_params, write_demo_rows
+from emosum import params, summarize
+from stages import subsample, tokenize, train
+
+TEXTS = ["今天被老板当众批评了，委屈得想哭。",
+         "因为公司突然宣布裁员，我也在名单上，心里一直七上八下。最近天气忽冷忽热。又下雨了，地铁里挤得喘不过气。",
+         "下个月就要和相恋多年的她结婚了，每天都在倒数日子。"]
+
+
+def section(name, **over):
+    return params.parse_section(name, tiny_params(**({name: over} if over else {}))[name])
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import os
+
+    d = tmp_path_factory.mktemp("sum")
+    src = write_demo_rows(d / "demo.jsonl", n=80)
+    subsample.run(params.parse_section("data", {"path": str(src)}), section("subsample"), d / "splits")
+    tokenize.run(section("model"), section("tokenize"), d / "splits", d / "tok", d / "tokenized")
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        train.run(section("model"), section("train"), d / "tok", d / "tokenized", d / "model", None)
+    finally:
+        os.chdir(cwd)
+    card = (d / "model" / "README.md").read_text(encoding="utf-8")
+    assert "Base checkpoint: none" in card and "40 training pairs" in card
+    return d / "model"
+
+
+def test_text_argument(model_dir, capsys):
+    assert summarize.main([TEXTS[0], "--model", str(model_dir), "--params", "none.yaml",
+                           "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].strip()
+
+
+def test_file_keeps_input_order_and_matches_one_by_one(model_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in TEXTS), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert summarize.main(["--file", str(src), "--output", str(out), "--model", str(model_dir),
+                           "--params", "none.yaml", "--num-beams", "1", "--max-new-tokens", "8"]) == 0
+    rows = [json.loads(line) for line in open(out, encoding="utf-8")]
+    assert [r["text"] for r in rows] == TEXTS and all(r["summary"] for r in rows)
+    gen = params.parse_section("evaluate", {"num_beams": 1, "max_new_tokens": 8, "batch_size": 1})
+    assert [r["summary"] for r in rows] == [summarize.summarize([t], str(model_dir), gen)[0] for t in TEXTS]
+
+
+def test_stdin(model_dir):
+    proc = subprocess.run([sys.executable, "-m", "emosum.summarize", "--model", str(model_dir), "--params",
+                           "none.yaml", "--max-new-tokens", "8"], input="\n".join(TEXTS) + "\n",
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["text"] for r in rows] == TEXTS
+
+
+def test_missing_model_is_a_clear_error(tmp_path, capsys):
+    assert summarize.main(["文本", "--model", str(tmp_path / "nope")]) == 1
+    assert "no trained model here" in capsys.readouterr().err
