@@ -43,7 +43,7 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def collect(cwd: Path = Path(".")) -> list[dict]:
     """Every run `dvc exp show` knows: {name, params (flat), metrics {file: dict}}."""
-    out = subprocess.run(["dvc", "exp", "show", "--json", "--all-branches"], cwd=cwd, capture_output=True,
+    out = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], cwd=cwd, capture_output=True,
                          text=True, check=True).stdout
     runs = []
 

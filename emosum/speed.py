@@ -13,7 +13,8 @@ import time
 
 log = logging.getLogger("emosum.speed")
 WARMUP_SKIP = 2   # the first steps pay for allocations and lazy initialisation
-WARMUP_FIT = 10   # steps timed for the fit
+WARMUP_FIT = 10   # steps timed for the first fit
+REFIT_AT = 50     # steps after which the fit is redone on the longer window (transient load, warm-up)
 
 
 def batch_shapes(dataloader) -> list[tuple[int, int, int, int]]:
@@ -86,12 +87,14 @@ class StepTimer:
         return out
 
     def ready(self) -> bool:
-        return self.fit is None and len(self.starts) > WARMUP_SKIP + WARMUP_FIT
+        n = len(self.starts)
+        return (self.fit is None and n > WARMUP_SKIP + WARMUP_FIT) or n == WARMUP_SKIP + REFIT_AT + 1
 
     def fit_line(self) -> tuple[float, float]:
-        """Least squares of step seconds on padded tokens over the warm-up window."""
-        dts = [self.starts[i + 1] - self.starts[i] for i in range(WARMUP_SKIP, WARMUP_SKIP + WARMUP_FIT)]
-        xs = self.tokens[WARMUP_SKIP:WARMUP_SKIP + WARMUP_FIT]
+        """Least squares of step seconds on padded tokens over the steps timed so far."""
+        end = len(self.starts) - 1
+        dts = [self.starts[i + 1] - self.starts[i] for i in range(WARMUP_SKIP, end)]
+        xs = self.tokens[WARMUP_SKIP:end]
         mx, my = sum(xs) / len(xs), sum(dts) / len(dts)
         var = sum((x - mx) ** 2 for x in xs)
         b = sum((x - mx) * (y - my) for x, y in zip(xs, dts)) / var if var > 0 else 0.0

@@ -84,7 +84,12 @@ def timed_trainer(base, timer: speed.StepTimer):
 def predict(info: dict, timer: speed.StepTimer, fit, shapes, micro_steps: int) -> None:
     done = len(timer.starts) - 1
     total = speed.predict_total(fit, shapes, micro_steps)
-    info.update(predicted_train_s=round(total, 1), predicted_s_per_step=round(total / max(1, micro_steps), 4),
-                fit_seconds_per_kilotoken=round(1000 * fit[1], 4), fit_seconds_per_step_overhead=round(fit[0], 4))
-    log.info("predicted from %d timed warm-up steps: %.3f s/step, %.0f s (%.1f min) for %d steps",
-             done, total / max(1, micro_steps), total, total / 60, micro_steps)
+    first = "predicted_train_s" not in info
+    if first:
+        info.update(predicted_train_s=round(total, 1), predicted_s_per_step=round(total / max(1, micro_steps), 4))
+    else:  # the refit on a longer window; the first prediction stays as it was made
+        info.update(revised_predicted_train_s=round(total, 1))
+    info.update(fit_seconds_per_kilotoken=round(1000 * fit[1], 4), fit_seconds_per_step_overhead=round(fit[0], 4))
+    log.info("%s from %d timed steps: %.3f s/step, %.0f s (%.1f min) for %d steps",
+             "predicted" if first else "revised prediction", done, total / max(1, micro_steps), total, total / 60,
+             micro_steps)

@@ -39,3 +39,21 @@ def test_missing_section_and_bad_yaml(tmp_path):
     p.write_text("train: [1, 2\n")
     with pytest.raises(params.ParamsError, match="not valid YAML"):
         params.load("train", path=p)
+
+
+def test_params_yaml_names_every_key():
+    # `dvc exp run -S key=value` can only override a key that params.yaml already has
+    import yaml
+    from conftest import ROOT
+
+    doc = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+    def keys(model, raw, prefix):
+        for name, field in model.model_fields.items():
+            assert name in raw, f"params.yaml lacks {prefix}{name}"
+            sub = field.annotation
+            if isinstance(sub, type) and issubclass(sub, params.Section):
+                keys(sub, raw[name], f"{prefix}{name}.")
+
+    for section, model in params.SECTIONS.items():
+        keys(model, doc[section], f"{section}.")
