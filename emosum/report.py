@@ -58,7 +58,7 @@ def collect(cwd: Path = Path(".")) -> list[dict]:
     for base in json.loads(out):
         add(base.get("name") or base["rev"][:7], base)
         for exp in base.get("experiments") or []:
-            for rev in exp.get("revs") or []:
+            for rev in (exp.get("revs") or [])[:1]:  # the newest record of each experiment
                 add(exp.get("name") or rev.get("name") or rev["rev"][:7], rev)
     return runs
 
@@ -73,7 +73,8 @@ def value(run: dict, file: str, key: str):
 
 
 def differing(runs: list[dict]) -> list[str]:
-    keys = sorted({k for r in runs for k in r["params"]})
+    # keys every run has: a run made before a key existed in params.yaml used its default
+    keys = sorted(set.intersection(*(set(r["params"]) for r in runs)))
     return [k for k in keys if len({json.dumps(r["params"].get(k)) for r in runs}) > 1]
 
 
