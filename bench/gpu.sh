@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The speed benchmark on a lent GPU machine (no network there): the wheels this project needs
-# beyond that machine's image travel in .whl/ (see bench/README.md). Writes logs to $OUT.
+# The speed benchmark on a lent GPU machine (no network there). The wheels this project needs
+# beyond that machine's image (Python 3.12) travel in .whl/, downloaded here beforehand with
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#     datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 pydantic==2.14.4 pydantic-core==2.50.5 \
+#     annotated-types typing-inspection transformers==5.24.0 tokenizers==0.23.3
+# (.whl/ is kept out of git). Writes logs to $OUT.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
