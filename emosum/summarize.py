@@ -29,26 +29,20 @@ def summarize(texts: list[str], model_dir: str = "model", gen=None, prefix: str 
     return generate(model, tok, ids, gen, desc="summarize", progress=progress)
 
 
-def _generation_params(args):
+def _read_params(path: str) -> dict:
+    import yaml
+
+    return (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}) if Path(path).exists() else {}
+
+
+def _generation_params(args, doc: dict):
     from emosum import params
 
-    raw = {}
-    if Path(args.params).exists():
-        import yaml
-
-        raw = (yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}).get("evaluate") or {}
+    raw = dict(doc.get("evaluate") or {})
     for key in ("num_beams", "max_new_tokens", "batch_size"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     return params.parse_section("evaluate", raw, args.params)
-
-
-def _prefix(path: str) -> str:
-    import yaml
-
-    if not Path(path).exists():
-        return ""
-    return ((yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("model") or {}).get("source_prefix", "")
 
 
 def main(argv=None) -> int:
@@ -82,8 +76,10 @@ def main(argv=None) -> int:
         if not Path(args.model, "config.json").exists():
             raise dataio.DataError(f"{args.model}: no trained model here (config.json missing); run `dvc repro` "
                                    "or pass --model DIR")
-        gen = _generation_params(args)
-        out = summarize(texts, args.model, gen, _prefix(args.params), progress=len(texts) > 1)
+        doc = _read_params(args.params)  # generation defaults and the source prefix, read once
+        gen = _generation_params(args, doc)
+        prefix = (doc.get("model") or {}).get("source_prefix", "")
+        out = summarize(texts, args.model, gen, prefix, progress=len(texts) > 1)
     except (dataio.DataError, params.ParamsError) as e:
         print(f"summarize: {e}", file=sys.stderr)
         return 1

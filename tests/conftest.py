@@ -37,6 +37,14 @@ def tiny_params(**overrides) -> dict:
     return deep_update(deep_update(doc, TINY_PARAMS), overrides)
 
 
+def tiny_section(_section: str, **over):
+    """One validated params section of the tiny config, with `over` applied to it (the first
+    argument is not `name`: model sections take a `name` key)."""
+    from emosum import params
+
+    return params.parse_section(_section, tiny_params(**({_section: over} if over else {}))[_section])
+
+
 def write_demo_rows(path: Path, n: int = 60, seed: int = 1) -> Path:
     from emosum import dataio, demo_data
 

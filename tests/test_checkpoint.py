@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import tiny_params, write_demo_rows
+from conftest import tiny_section as section, write_demo_rows
 from emosum import params, prune
 from stages import subsample, tokenize, train
 
@@ -30,9 +30,6 @@ def checkpoint(tmp_path_factory):
     (d / "mt5-tiny" / "config.json").write_text(json.dumps(conf))
     return d / "mt5-tiny", model.lm_head.weight.detach().clone()
 
-
-def section(_section, **over):
-    return params.parse_section(_section, tiny_params(**({_section: over} if over else {}))[_section])
 
 
 def test_checkpoint_tokenizer_prefix_and_auto_length(checkpoint, tmp_path):

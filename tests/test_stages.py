@@ -5,13 +5,10 @@ import shutil
 
 import pytest
 
-from conftest import tiny_params, write_demo_rows
+from conftest import tiny_section as section, write_demo_rows
 from emosum import hf, params
 from stages import cleanup, evaluate, subsample, tokenize, train
 
-
-def section(_section, **over):
-    return params.parse_section(_section, tiny_params(**({_section: over} if over else {}))[_section])
 
 
 @pytest.fixture(scope="module")

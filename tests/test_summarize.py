@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import tiny_params, write_demo_rows
+from conftest import tiny_section as section, write_demo_rows
 from emosum import params, summarize
 from stages import subsample, tokenize, train
 
@@ -13,9 +13,6 @@ TEXTS = ["今天被老板当众批评了，委屈得想哭。",
          "因为公司突然宣布裁员，我也在名单上，心里一直七上八下。最近天气忽冷忽热。又下雨了，地铁里挤得喘不过气。",
          "下个月就要和相恋多年的她结婚了，每天都在倒数日子。"]
 
-
-def section(name, **over):
-    return params.parse_section(name, tiny_params(**({name: over} if over else {}))[name])
 
 
 @pytest.fixture(scope="module")
