@@ -1,5 +1,5 @@
-"""Trainer add-ons for the train stage: step-aligned dvclive curves, step timing for the speed
-prediction, and the model card. Kept apart so stages/train.py stays a readable sequence."""
+"""Trainer add-ons for the train stage: the token-weighted loss, step-aligned dvclive curves, step
+timing for the speed prediction, and the model card. Kept apart so stages/train.py stays a readable sequence."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +8,25 @@ import time
 from emosum import hf, speed
 
 log = logging.getLogger("emosum.train")
+
+
+def token_mean_loss(outputs, labels, num_items_in_batch=None):
+    """Cross-entropy summed over the label tokens, divided by the tokens of the whole global batch.
+
+    The Trainer's `compute_loss_func` hook. mT5's forward accepts **kwargs but ignores
+    `num_items_in_batch`, so without this the Trainer neither divides the loss by the accumulation
+    steps nor weights micro-batches by their tokens, and scales it by the process count for DDP:
+    accumulation 2 or 2 processes reported (and back-propagated) twice the loss, and the validation
+    loss of a 2-process run read 2x (transformers issue #47688; tested). With the global token count
+    here, any mix of batch size, accumulation and processes gives the loss of one big batch.
+    """
+    import torch.nn.functional as F
+
+    logits = outputs["logits"]
+    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1).to(logits.device),
+                           ignore_index=-100, reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else labels.ne(-100).sum()
+    return loss / count
 
 
 def step_aligned_dvclive(live):

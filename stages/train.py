@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from emosum import dataio, hf, launch, params, prune, speed
-from emosum.trainer_ext import model_card, predict, step_aligned_dvclive, timed_trainer
+from emosum.trainer_ext import model_card, predict, step_aligned_dvclive, timed_trainer, token_mean_loss
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.train")
@@ -125,7 +125,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         model=model, args=args, train_dataset=ds["train"], eval_dataset=ds["validation"],
         data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100,
                                              pad_to_multiple_of=cfg.pad_to_multiple_of),
-        processing_class=tok, callbacks=list(callbacks))
+        processing_class=tok, callbacks=list(callbacks), compute_loss_func=token_mean_loss)
     shapes = speed.batch_shapes(trainer.get_train_dataloader())
     info, _ = speed.report(model, precision, device, torch.get_num_threads(), shapes, ds["train"]["length"],
                            [len(x) for x in ds["train"]["labels"]], cfg.batch_size, cfg.seed,
@@ -170,8 +170,9 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         if info.get("predicted_train_s") and state.global_step == state.max_steps and not resume else None,
         "speed": info,
     }
-    log.info("trained %d steps in %.0fs (%.3f s/step, %.0f tokens/s); final loss %s; model in %s",
-             state.global_step, wall, stats["s_per_step"], stats["tokens_per_s"], stats["final_loss"], out_dir)
+    if trainer.is_world_process_zero():  # the other ranks wrote nothing
+        log.info("trained %d steps in %.0fs (%.3f s/step, %.0f tokens/s); final loss %s; model in %s",
+                 state.global_step, wall, stats["s_per_step"], stats["tokens_per_s"], stats["final_loss"], out_dir)
     return stats
 
 

@@ -74,6 +74,22 @@ def test_train_writes_model_and_metrics_and_resumes(tokenized, tmp_path, monkeyp
         != run_dir.name
 
 
+def test_gradient_accumulation_reports_and_trains_like_one_big_batch(tokenized, tmp_path, monkeypatch):
+    """mT5's forward takes **kwargs but ignores num_items_in_batch; left to itself the Trainer then
+    neither divides by the accumulation steps nor weights by tokens (transformers issue #47688):
+    the loss read 2x with accumulation 2."""
+    d, _ = tokenized
+    monkeypatch.chdir(tmp_path)
+    model = section("model", scratch={"dropout_rate": 0.0})
+    runs = {}
+    for batch, accum in ((8, 1), (4, 2)):
+        cfg = section("train", batch_size=batch, gradient_accumulation_steps=accum, max_steps=1,
+                      group_by_length=False)  # the random sampler: the same 8 examples either way
+        runs[accum] = train.run(model, cfg, d / "tokenizer", d / "tokenized", tmp_path / f"model{accum}", None)
+    assert runs[2]["global_batch_size"] == runs[1]["global_batch_size"] == 8
+    assert runs[2]["final_loss"] == pytest.approx(runs[1]["final_loss"], rel=1e-3)
+
+
 def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     d, _ = tokenized
     monkeypatch.chdir(tmp_path)
