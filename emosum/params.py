@@ -100,6 +100,7 @@ class TrainParams(Section):
     seed: int = 42
     save_steps: int = Field(200, ge=1)
     logging_steps: int = Field(25, ge=1)
+    eval_steps: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(16, ge=1)
     # data-parallel training (see emosum/launch.py); global_batch_size null = batch_size x accumulation
     global_batch_size: Optional[int] = Field(None, ge=1)

@@ -1,9 +1,10 @@
 """Where the training time goes: a short report at the start of training and a prediction.
 
-The prediction fits step time = a + b x padded tokens over a few timed warm-up steps of the real
-run (no extra compute), then sums that over every batch of the run, whose shapes are known up
-front from one pass of the collator over the training data. Length-grouped batches vary a lot
-in size, so a plain mean of the first steps (the longest batches come first) would mislead.
+The prediction fits step time = a + b x padded tokens over the first timed steps of the real run
+(at least 10 steps and 20 s; no extra compute; refitted once after 60 s), then sums that over
+every batch of the run, whose shapes are known up front from one pass of the collator over the
+training data. Length-grouped batches vary a lot in size, so a plain mean of the first steps (the
+longest batches come first) would mislead.
 """
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ import time
 
 log = logging.getLogger("emosum.speed")
 WARMUP_SKIP = 2   # the first steps pay for allocations and lazy initialisation
-WARMUP_FIT = 10   # steps timed for the first fit
-REFIT_AT = 50     # steps after which the fit is redone on the longer window (transient load, warm-up)
+WARMUP_FIT = 10   # steps timed, at least, for the first fit
+MIN_FIT_S = 20.0  # ... and seconds: this machine's speed drifts +-10% over seconds, so a 3 s window of
+                  # fast steps predicted the default run 31% short; 20 s of them came within 5%
+FIT_SHARE = 0.25  # ... unless a quarter of the run is already timed (short runs)
+REFIT_AT = 50     # the fit is redone once on a longer window (transient load, warm-up) ...
+REFIT_S = 60.0    # ... of at least this many seconds
 
 
 def batch_shapes(dataloader) -> list[tuple[int, int, int, int]]:
@@ -63,6 +68,7 @@ class StepTimer:
         self.first_step = 0
         self.end: float | None = None  # when the last optimizer step finished
         self.on_ready = lambda fit, steps: None
+        self.refitted = False
 
     def record(self, inputs, sync) -> None:
         sync()
@@ -86,9 +92,16 @@ class StepTimer:
                                        round(sum(a + b * t for t in self.tokens[WARMUP_SKIP:]), 2)}
         return out
 
-    def ready(self) -> bool:
-        n = len(self.starts)
-        return (self.fit is None and n > WARMUP_SKIP + WARMUP_FIT) or n == WARMUP_SKIP + REFIT_AT + 1
+    def ready(self, planned: int) -> bool:
+        """Time for the first fit, or for the one refit; `planned` is the micro-steps of this run."""
+        timed = len(self.starts) - 1 - WARMUP_SKIP  # complete steps after the skipped ones
+        span = self.starts[-1] - self.starts[WARMUP_SKIP] if timed > 0 else 0.0
+        if self.fit is None:
+            return timed >= WARMUP_FIT and (span >= MIN_FIT_S or timed >= FIT_SHARE * planned)
+        if not self.refitted and timed >= REFIT_AT and span >= REFIT_S:
+            self.refitted = True
+            return True
+        return False
 
     def fit_line(self) -> tuple[float, float]:
         """Least squares of step seconds on padded tokens over the steps timed so far."""
@@ -113,7 +126,7 @@ def predict_total(fit: tuple[float, float], shapes, steps_total: int) -> float:
 
 
 def report(model, precision: str, device: str, threads: int, shapes, src_lens, tgt_lens, batch: int,
-           seed: int, grouped: bool, max_source_length: int | None, pruned: bool) -> tuple[dict, list[str]]:
+           seed: int, grouped: bool, max_source_length: int | None, pruned: bool) -> dict:
     import torch
 
     real = sum(s[3] for s in shapes)
@@ -148,4 +161,4 @@ def report(model, precision: str, device: str, threads: int, shapes, src_lens, t
     for w in warnings:
         log.warning("speed: %s", w)
     info["warnings"] = warnings
-    return info, warnings
+    return info

@@ -92,9 +92,9 @@ def timed_trainer(base, timer: speed.StepTimer):
             if not timer.starts:
                 timer.first_step = self.state.global_step  # > 0 when resumed
             timer.record(inputs, sync)
-            if timer.ready():
-                steps_left = self.state.max_steps - timer.first_step
-                timer.on_ready(timer.fit_line(), steps_left * self.args.gradient_accumulation_steps)
+            planned = (self.state.max_steps - timer.first_step) * self.args.gradient_accumulation_steps
+            if timer.ready(planned):
+                timer.on_ready(timer.fit_line(), planned)
             return super().training_step(model, inputs, num_items_in_batch)
 
     return Timed

@@ -71,7 +71,8 @@ def clean(rows, data: params.DataParams, cfg: params.SubsampleParams):
     return kept, dropped, n
 
 
-def _random_split(groups: dict, keys: list, cfg: params.SubsampleParams, names=("test", "validation")):
+def _random_split(keys: list, cfg: params.SubsampleParams, names=("test", "validation")) -> dict[str, list]:
+    """Consecutive slices of the (shuffled) keys: each named split its fraction, at least one; train the rest."""
     out, start = {}, 0
     for name in names:
         frac = cfg.test_fraction if name == "test" else cfg.validation_fraction
@@ -92,7 +93,7 @@ def split(pairs: list[dict], data: params.DataParams, cfg: params.SubsampleParam
     if not data.split_column:
         if len(keys) < 3:
             raise dataio.DataError(f"only {len(keys)} distinct inputs after cleaning: too few to split")
-        parts = _random_split(groups, keys, cfg)
+        parts = _random_split(keys, cfg)
         return {name: [r for k in ks for r in groups[k]] for name, ks in parts.items()}
     # The file's own splits. An input found in several keeps its test (then validation) rows only.
     out = {s: [] for s in SPLITS}
@@ -105,7 +106,7 @@ def split(pairs: list[dict], data: params.DataParams, cfg: params.SubsampleParam
         tg = defaultdict(list)
         for r in out["train"]:
             tg[r["text"]].append(r)
-        parts = _random_split(tg, list(tg), cfg, names=("validation",))
+        parts = _random_split(list(tg), cfg, names=("validation",))
         out["validation"] = [r for k in parts["validation"] for r in tg[k]]
         out["train"] = [r for k in parts["train"] for r in tg[k]]
     for name in SPLITS:

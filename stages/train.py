@@ -110,7 +110,8 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler,
         optim=cfg.optimizer, bf16=precision == "bf16", fp16=precision == "fp16", seed=cfg.seed,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
-        length_column_name="length", eval_strategy="epoch", save_strategy="steps",
+        length_column_name="length",
+        eval_strategy="steps" if cfg.eval_steps else "epoch", eval_steps=cfg.eval_steps, save_strategy="steps",
         save_steps=cfg.save_steps, save_total_limit=2, logging_steps=cfg.logging_steps,
         logging_first_step=True, report_to="none", use_cpu=device == "cpu", torch_compile=cfg.torch_compile,
         dataloader_num_workers=0, remove_unused_columns=True)
@@ -127,7 +128,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
                                              pad_to_multiple_of=cfg.pad_to_multiple_of),
         processing_class=tok, callbacks=list(callbacks), compute_loss_func=token_mean_loss)
     shapes = speed.batch_shapes(trainer.get_train_dataloader())
-    info, _ = speed.report(model, precision, device, torch.get_num_threads(), shapes, ds["train"]["length"],
+    info = speed.report(model, precision, device, torch.get_num_threads(), shapes, ds["train"]["length"],
                            [len(x) for x in ds["train"]["labels"]], cfg.batch_size, cfg.seed,
                            cfg.group_by_length, tok.model_max_length, keep is not None)
     timer.on_ready = lambda fit, steps: predict(info, timer, fit, shapes, steps)

@@ -18,6 +18,25 @@ def test_fit_recovers_a_linear_step_time():
     assert speed.predict_total((a, b), shapes, 5) == pytest.approx(2 * (0.29 + 0.15) + 0.29)
 
 
+def test_prediction_waits_for_enough_seconds_of_steps_unless_the_run_is_short():
+    def fits_at(planned, step_s, steps):
+        t, fits = speed.StepTimer(), []
+        for i in range(steps):
+            t.starts.append(i * step_s)
+            t.tokens.append(100 + i % 7)
+            if t.ready(planned):
+                t.fit_line()
+                fits.append(len(t.starts) - 1 - speed.WARMUP_SKIP)  # complete steps timed
+        return fits
+
+    # 0.1 s steps: 10 steps are 1 s of noise; the first fit waits for 20 s, the refit for 60 s
+    assert fits_at(planned=5000, step_s=0.1, steps=1000) == [200, 600]
+    # a short run: a quarter of it is enough; no refit before it ends
+    assert fits_at(planned=40, step_s=0.1, steps=40) == [10]
+    # slow steps: 10 of them are already 20 s
+    assert fits_at(planned=5000, step_s=5.0, steps=60) == [10, 50]
+
+
 def test_padding_waste_of_random_batches():
     # two short and two long examples: random pairs waste more than sorted pairs would
     waste = speed.random_batch_waste([10, 10, 100, 100], [5, 5, 5, 5], batch=2, seed=0)

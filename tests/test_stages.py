@@ -37,6 +37,16 @@ def test_tokenize_trains_sentencepiece_and_truncates(tokenized):
     assert stats["splits"]["train"]["source_truncated_share"] > 0  # the demo has long inputs
 
 
+def test_tokenize_output_is_byte_identical_on_a_rerun(tokenized, tmp_path):
+    """Same splits and params, same bytes: DVC then skips training after a tokenize rerun."""
+    d, _ = tokenized
+    tokenize.run(section("model"), section("tokenize"), d / "splits", tmp_path / "tok", tmp_path / "tokenized")
+    files = sorted(p.relative_to(d / "tokenized") for p in (d / "tokenized").rglob("*") if p.is_file())
+    assert any(f.name == "state.json" for f in files)  # where datasets wrote a random fingerprint
+    for f in files:
+        assert (tmp_path / "tokenized" / f).read_bytes() == (d / "tokenized" / f).read_bytes(), f
+
+
 def test_too_small_vocab_is_a_clear_error(tokenized, tmp_path):
     d, _ = tokenized
     with pytest.raises(ValueError, match="tokenize.vocab_size: 100 is smaller than the \\d+ characters"):
@@ -88,6 +98,16 @@ def test_gradient_accumulation_reports_and_trains_like_one_big_batch(tokenized, 
         runs[accum] = train.run(model, cfg, d / "tokenizer", d / "tokenized", tmp_path / f"model{accum}", None)
     assert runs[2]["global_batch_size"] == runs[1]["global_batch_size"] == 8
     assert runs[2]["final_loss"] == pytest.approx(runs[1]["final_loss"], rel=1e-3)
+
+
+def test_eval_steps_gives_a_validation_curve(tokenized, tmp_path, monkeypatch):
+    d, _ = tokenized
+    monkeypatch.chdir(tmp_path)
+    stats = train.run(section("model"), section("train", max_steps=5, eval_steps=2), d / "tokenizer",
+                      d / "tokenized", tmp_path / "model", tmp_path / "live")
+    curve = (tmp_path / "live" / "plots" / "metrics" / "eval" / "loss.tsv").read_text().splitlines()
+    assert [int(r.split("\t")[0]) for r in curve[1:]] == [2, 4, 5]  # every 2 steps, and the end
+    assert stats["eval_loss"] == pytest.approx(float(curve[-1].split("\t")[1]), abs=1e-4)
 
 
 def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
