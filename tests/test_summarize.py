@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import tiny_section as section, write_demo_rows
+from conftest import SHARED_DATA, tiny_section as section, write_demo_rows
 from emosum import params, summarize
 from stages import subsample, tokenize, train
 
@@ -65,3 +65,20 @@ def test_stdin(model_dir):
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert summarize.main(["文本", "--model", str(tmp_path / "nope")]) == 1
     assert "no trained model here" in capsys.readouterr().err
+
+
+DIALOGUES = SHARED_DATA / "cpsycound" / "dialogues.jsonl"
+
+
+@pytest.mark.skipif(not DIALOGUES.exists(), reason=f"{DIALOGUES} absent (real data lives in ../shared/data)")
+def test_real_counselling_dialogues_get_one_summary_each(model_dir, tmp_path):
+    """600 real multi-turn dialogues (about 800 characters, far past the model's 64 tokens): one row out
+    for each row in, in the same order."""
+    out = tmp_path / "out.jsonl"
+    assert summarize.main(["--file", str(DIALOGUES), "--output", str(out), "--model", str(model_dir),
+                           "--params", "none.yaml", "--num-beams", "1", "--max-new-tokens", "8"]) == 0
+    src = [json.loads(line) for line in open(DIALOGUES, encoding="utf-8")]
+    rows = [json.loads(line) for line in open(out, encoding="utf-8")]
+    assert len(rows) == len(src) == 600
+    assert [r["text"] for r in rows] == [r["text"] for r in src]
+    assert sum(bool(r["summary"]) for r in rows) > 0.9 * len(rows)

@@ -1,0 +1,60 @@
+"""The real Chinese sets in ../shared/data through subsample and tokenize (skipped where absent).
+
+Their columns are `source` / `summary` with the file's own `split` (dev / test), not the demo's
+`text` / `summary`: these check that the params alone make the pipeline read them as they are.
+"""
+import json
+
+import pytest
+
+from conftest import SHARED_DATA, tiny_section as section
+from emosum import params
+from stages import subsample, tokenize
+
+CSL = SHARED_DATA / "csl" / "pairs.jsonl"
+VCSUM = SHARED_DATA / "vcsum" / "segments.jsonl"
+
+
+def real_data(path):
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} absent (real data lives in ../shared/data)")
+
+
+def data_params(path, **over):
+    return params.parse_section("data", {"path": str(path), "text_column": "source", "summary_column": "summary",
+                                         "split_column": "split", "train_split": "dev", "validation_split": None,
+                                         "test_split": "test", **over})
+
+
+def file_rows(path):
+    return [json.loads(line) for line in open(path, encoding="utf-8")]
+
+
+@real_data(CSL)
+def test_csl_keeps_its_official_test_split(tmp_path):
+    rows = file_rows(CSL)
+    stats = subsample.run(data_params(CSL), section("subsample", max_samples=None, max_eval_samples=None),
+                          tmp_path / "splits")
+    assert stats["rows_read"] == len(rows) == 2000 and sum(stats["dropped"].values()) == 0
+    test_sources = {r["source"] for r in rows if r["split"] == "test"}
+    out = {s: file_rows(tmp_path / "splits" / f"{s}.jsonl") for s in ("train", "validation", "test")}
+    assert {r["text"] for r in out["test"]} == test_sources  # the official test split, whole
+    # validation carved out of dev (validation_split: null), never overlapping train or test
+    train_texts, val_texts = {r["text"] for r in out["train"]}, {r["text"] for r in out["validation"]}
+    assert val_texts and not val_texts & train_texts and not (val_texts | train_texts) & test_sources
+    assert len(out["train"]) + len(out["validation"]) == sum(r["split"] == "dev" for r in rows)
+
+
+@real_data(VCSUM)
+def test_vcsum_long_meetings_are_truncated_and_reported(tmp_path):
+    subsample.run(data_params(VCSUM), section("subsample", max_samples=None, max_eval_samples=None),
+                  tmp_path / "splits")
+    tok_p = section("tokenize", vocab_size=4000, max_source_length=512, max_target_length=256)
+    stats = tokenize.run(section("model"), tok_p, tmp_path / "splits", tmp_path / "tok", tmp_path / "tokenized")
+    train = stats["splits"]["train"]
+    # meeting segments average 2,643 characters: most exceed 512 tokens, and the metrics say so
+    assert train["source_truncated_share"] > 0.5
+    assert train["source_tokens"]["p100"] > 512
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(tmp_path / "tokenized"))
+    assert max(ds["train"]["length"]) == 512
