@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, help="override evaluate.batch_size")
     args = ap.parse_args()
     from emosum import hf, params
-    from emosum.generation import generate
+    from emosum.generation import generate, max_new_tokens
 
     hf.offline_env(False)
     from datasets import load_from_disk
@@ -83,7 +83,7 @@ def main() -> None:
         if "Running stage" in out.stdout or out.returncode:
             raise SystemExit(f"dvc repro was not a no-op; run it once first:\n{out.stdout}{out.stderr}")
 
-    print(f"{len(ids)} test examples, num_beams {cfg.num_beams}, max_new_tokens {cfg.max_new_tokens}")
+    print(f"{len(ids)} test examples, num_beams {cfg.num_beams}, max_new_tokens {max_new_tokens(model, cfg)}")
     print(f"batched (batch {cfg.batch_size}, length-sorted): {t_batched:7.2f} s  {len(ids) / t_batched:7.1f} ex/s")
     print(f"one by one:                        {t_single:7.2f} s  {len(ids) / t_single:7.1f} ex/s")
     print(f"speed-up {t_single / t_batched:.1f}x; identical outputs {100 * same:.0f}%")

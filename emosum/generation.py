@@ -30,6 +30,19 @@ def beam_cache(model, num_beams: int):
     return SharedCrossAttentionCache(DynamicCache(config=config), DynamicCache(config=config))
 
 
+def max_new_tokens(model, cfg) -> int:
+    """evaluate.max_new_tokens, or with `auto` the longest training summary that the train stage
+    saved in the model's generation_config.json (the model never learned to write longer)."""
+    if cfg.max_new_tokens != "auto":
+        return cfg.max_new_tokens
+    n = model.generation_config.max_new_tokens
+    if not n:
+        raise ValueError("evaluate.max_new_tokens: auto needs max_new_tokens in the model's generation_config.json, "
+                         "which the train stage writes; this model has none: set evaluate.max_new_tokens (or "
+                         "--max-new-tokens) to a number")
+    return n
+
+
 def generate(model, tok, input_ids: list[list[int]], cfg, desc="generate", progress: bool = True,
              stats: dict | None = None) -> list[str]:
     """Batched generation over length-sorted inputs; returns texts in the input order.
@@ -40,6 +53,7 @@ def generate(model, tok, input_ids: list[list[int]], cfg, desc="generate", progr
     import torch
     from tqdm.auto import tqdm
 
+    new_tokens = max_new_tokens(model, cfg)
     order = sorted(range(len(input_ids)), key=lambda i: -len(input_ids[i]))
     out: list[str] = [""] * len(input_ids)
     device = next(model.parameters()).device
@@ -51,7 +65,7 @@ def generate(model, tok, input_ids: list[list[int]], cfg, desc="generate", progr
             batch = tok.pad({"input_ids": [input_ids[i] for i in idx]}, return_tensors="pt").to(device)
             extra = {"cache": beam_cache(model, cfg.num_beams)} if cfg.num_beams > 1 else {}
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                gen = model.generate(**batch, num_beams=cfg.num_beams, max_new_tokens=cfg.max_new_tokens,
+                gen = model.generate(**batch, num_beams=cfg.num_beams, max_new_tokens=new_tokens,
                                      length_penalty=cfg.length_penalty,
                                      no_repeat_ngram_size=cfg.no_repeat_ngram_size, **extra)
             if stats is not None:

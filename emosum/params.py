@@ -114,11 +114,18 @@ class TrainParams(Section):
 
 class EvaluateParams(Section):
     num_beams: int = Field(4, ge=1)
-    max_new_tokens: int = Field(64, ge=1)
+    max_new_tokens: Union[int, Literal["auto"]] = "auto"  # auto: the model's longest training summary
     batch_size: int = Field(32, ge=1)
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = Field(0, ge=0)
     table_examples: int = Field(10, ge=1, description="rows of metrics/predictions.md")
+
+    @field_validator("max_new_tokens")
+    @classmethod
+    def _positive(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be 'auto' or an integer >= 1")
+        return v
 
 
 class CleanupParams(Section):

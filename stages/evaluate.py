@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from emosum import dataio, hf, params, rouge
-from emosum.generation import generate
+from emosum.generation import generate, max_new_tokens
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.evaluate")
@@ -82,7 +82,8 @@ def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, test_file:
     preds = generate(model, tok, ids, cfg)
     gen_s = time.perf_counter() - t0
     metrics, per_ex = score([r["text"] for r in rows], preds, [r["summary"] for r in rows])
-    metrics.update(generation_s=round(gen_s, 2), examples_per_s=round(len(preds) / gen_s, 2))
+    metrics.update(generation_s=round(gen_s, 2), examples_per_s=round(len(preds) / gen_s, 2),
+                   max_new_tokens=max_new_tokens(model, cfg))
     log.info("%d test examples in %.1fs: ROUGE-1/2/L %.2f/%.2f/%.2f (words: L %.2f); lead-%d floor L %.2f",
              len(preds), gen_s, metrics["rouge1"], metrics["rouge2"], metrics["rougeL"],
              metrics["word_rougeL"], metrics["lead_k"], metrics["lead_rougeL"])

@@ -140,6 +140,8 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
+    # generation's default length (evaluate.max_new_tokens: auto): the longest training summary, eos included
+    model.generation_config.max_new_tokens = max(len(x) for x in ds["train"]["labels"])
     if trainer.is_world_process_zero():
         with dataio.atomic_path(out_dir, is_dir=True) as tmp:
             trainer.save_model(str(tmp))
@@ -163,7 +165,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         "global_batch_size": cfg.batch_size * accum * world, "processes": world,
         "peak_memory_gb": round(peak_memory_gb(), 3),
         "parameters": n_params, "parameters_before_pruning": n_params_before,
-        "vocab_size": model.config.vocab_size,
+        "vocab_size": model.config.vocab_size, "max_summary_tokens": model.generation_config.max_new_tokens,
         "precision": precision, "device": device,
         "predicted_train_s": info.get("predicted_train_s"), "actual_train_s": round(wall, 1),
         # only meaningful when the run went the whole way (a callback may stop it early)

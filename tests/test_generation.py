@@ -59,3 +59,15 @@ def test_cross_attention_cache_is_reordered_when_a_beam_moves_to_another_example
     assert cache.self_attention_cache.layers[0].keys[:, 0, 0, 0].tolist() == [1, 1, 2, 3]
     cache.reorder_cache(torch.tensor([2, 0, 2, 3]))  # row 0 takes example 2's beam: full reorder
     assert cross.layers[0].keys[:, 0, 0, 0].tolist() == [2, 0, 2, 3]
+
+
+def test_auto_length_needs_the_length_the_train_stage_saves(tiny_model):
+    from emosum import params
+    from emosum.generation import max_new_tokens
+
+    auto = params.parse_section("evaluate", {"max_new_tokens": "auto"})
+    with pytest.raises(ValueError, match="set evaluate.max_new_tokens .or --max-new-tokens. to a number"):
+        max_new_tokens(tiny_model, auto)  # a checkpoint not trained here: no saved length
+    assert max_new_tokens(tiny_model, params.parse_section("evaluate", {"max_new_tokens": 7})) == 7
+    with pytest.raises(params.ParamsError, match="max_new_tokens"):
+        params.parse_section("evaluate", {"max_new_tokens": 0})

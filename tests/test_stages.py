@@ -120,6 +120,15 @@ def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     for key in ("rouge1", "rouge2", "rougeL", "word_rougeL", "lead_rougeL", "lead_k", "gen_chars_mean"):
         assert key in metrics
     assert metrics["examples"] == len(preds) == 6
+    # max_new_tokens: auto = the longest training summary, saved with the model by the train stage
+    from datasets import load_from_disk
+
+    longest = max(map(len, load_from_disk(str(d / "tokenized"))["train"]["labels"]))
+    saved = json.loads((tmp_path / "model" / "generation_config.json").read_text())
+    assert saved["max_new_tokens"] == longest
+    auto, _ = evaluate.run(section("evaluate", max_new_tokens="auto"), tmp_path / "model", d / "tokenized",
+                           d / "splits" / "test.jsonl")
+    assert auto["max_new_tokens"] == longest and metrics["max_new_tokens"] == 12  # the tiny config's number
     refs = [json.loads(line)["summary"] for line in open(d / "splits" / "test.jsonl", encoding="utf-8")]
     assert [p["reference"] for p in preds] == refs  # input order kept after length sorting
 
