@@ -7,14 +7,23 @@ pydantic rather than hand-written checks: it already does types, ranges and "ext
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 
 class ParamsError(ValueError):
     pass
+
+
+def AutoOr(minimum: int):  # noqa: N802 (used as a type)
+    """An integer >= minimum, or the string 'auto' (resolved from the data by the stage)."""
+    def check(v):
+        if isinstance(v, int) and v < minimum:
+            raise ValueError(f"must be 'auto' or an integer >= {minimum}")
+        return v
+    return Annotated[Union[int, Literal["auto"]], AfterValidator(check)]
 
 
 class Section(BaseModel):
@@ -68,17 +77,11 @@ class HubParams(Section):
 
 class TokenizeParams(Section):
     vocab_size: int = Field(8000, ge=100, description="SentencePiece vocabulary when model.name is scratch")
-    max_source_length: Union[int, Literal["auto"]] = 128  # auto: cover source_length_percentile
+    max_source_length: AutoOr(8) = 128  # auto: cover source_length_percentile
     source_length_percentile: float = Field(95, gt=0, le=100)
     prune_vocab: bool = Field(True, description="checkpoints: keep only the token ids the data uses")
     min_vocab: int = Field(0, ge=0, description="top the pruned vocabulary up to this size")
 
-    @field_validator("max_source_length")
-    @classmethod
-    def _at_least_8(cls, v):
-        if isinstance(v, int) and v < 8:
-            raise ValueError("must be 'auto' or an integer >= 8")
-        return v
     max_target_length: int = Field(128, ge=4)
 
 
@@ -114,18 +117,11 @@ class TrainParams(Section):
 
 class EvaluateParams(Section):
     num_beams: int = Field(4, ge=1)
-    max_new_tokens: Union[int, Literal["auto"]] = "auto"  # auto: the model's longest training summary
+    max_new_tokens: AutoOr(1) = "auto"  # auto: the model's longest training summary
     batch_size: int = Field(32, ge=1)
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = Field(0, ge=0)
     table_examples: int = Field(10, ge=1, description="rows of metrics/predictions.md")
-
-    @field_validator("max_new_tokens")
-    @classmethod
-    def _positive(cls, v):
-        if isinstance(v, int) and v < 1:
-            raise ValueError("must be 'auto' or an integer >= 1")
-        return v
 
 
 class CleanupParams(Section):
