@@ -38,8 +38,16 @@ def score(sources: list[str], preds: list[str], refs: list[str]) -> tuple[dict, 
         "gen_chars_mean": round(sum(map(len, preds)) / max(1, len(preds)), 2),
         "ref_chars_mean": round(sum(map(len, refs)) / max(1, len(refs)), 2),
         "empty_predictions": sum(not p for p in preds),
+        # a model that writes the same few summaries for everything can still score ROUGE on
+        # templated references (the demo's did: 9 distinct predictions for 300 inputs)
+        "distinct_predictions_share": round(len(set(preds)) / max(1, len(preds)), 3),
+        "distinct_references_share": round(len(set(refs)) / max(1, len(refs)), 3),
         "examples": len(preds),
     }
+    if metrics["distinct_predictions_share"] < 0.5 * metrics["distinct_references_share"]:
+        log.warning("only %d distinct predictions for %d examples (references: %d distinct): the model writes "
+                    "the same few summaries whatever the input; ROUGE against templated references overstates it",
+                    len(set(preds)), len(preds), len(set(refs)))
     return metrics, char["per_example"]
 
 

@@ -194,3 +194,14 @@ def test_train_predicts_its_own_time(tokenized, tmp_path, monkeypatch):
     info = stats["speed"]
     assert 0 <= info["padding_waste"] <= info["padding_waste_random_batches"] + 0.05
     assert 0 < info["output_layer_flops_share"] < 1 and info["batches_per_epoch"] == 10
+
+
+def test_score_flags_a_model_that_writes_the_same_summary_for_everything(caplog):
+    refs = ["作者因考试失利感到难过。", "小雨因升职感到开心。", "作者因被裁员感到焦虑。", "阿杰因搬家感到疲惫。"]
+    sources = [r.replace("感到", "，觉得") for r in refs]
+    same, _ = evaluate.score(sources, ["作者因升职感到开心。"] * 4, refs)
+    assert same["distinct_predictions_share"] == 0.25 and same["distinct_references_share"] == 1.0
+    assert "only 1 distinct predictions for 4 examples" in caplog.text
+    caplog.clear()
+    own, _ = evaluate.score(sources, refs, refs)
+    assert own["distinct_predictions_share"] == 1.0 and "distinct predictions" not in caplog.text
