@@ -23,6 +23,8 @@ COLUMNS = [  # (header, metrics file, key, format)
     ("ROUGE-L", "metrics/eval.json", "rougeL", "{:.2f}"),
     ("word ROUGE-L", "metrics/eval.json", "word_rougeL", "{:.2f}"),
     ("lead-k ROUGE-L", "metrics/eval.json", "lead_rougeL", "{:.2f}"),
+    # low: the model writes the same few summaries whatever the input (ROUGE can hide it)
+    ("distinct outputs", "metrics/eval.json", "distinct_predictions_share", "{:.0%}"),
     ("train min", "metrics/train.json", "wall_s", "{:.1f}"),
     ("tokens/s", "metrics/train.json", "tokens_per_s", "{:.0f}"),
     ("s/step", "metrics/train.json", "s_per_step", "{:.3f}"),

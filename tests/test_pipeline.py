@@ -73,6 +73,7 @@ def test_repro_caching_and_experiments(repo):
             line.startswith("| epochs2")}
     assert f"{head_eval['rougeL']:.2f}" in rows["main"] and f"{exp_eval['rougeL']:.2f}" in rows["epochs2"]
     assert "train.epochs=1" in rows["main"] and "train.epochs=2" in rows["epochs2"]
+    assert f"| {exp_eval['distinct_predictions_share']:.0%} |" in rows["epochs2"]
     assert "keeps" in text and "faster" in text and rep
     png = (repo / "metrics" / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
