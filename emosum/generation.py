@@ -1,7 +1,7 @@
 """Batched generation shared by the evaluate stage and the `summarize` command."""
 from __future__ import annotations
 
-from emosum import hf
+from emosum import hf, params
 
 
 def beam_cache(model, num_beams: int):
@@ -36,10 +36,11 @@ def max_new_tokens(model, cfg) -> int:
     if cfg.max_new_tokens != "auto":
         return cfg.max_new_tokens
     n = model.generation_config.max_new_tokens
-    if not n:
-        raise ValueError("evaluate.max_new_tokens: auto needs max_new_tokens in the model's generation_config.json, "
-                         "which the train stage writes; this model has none: set evaluate.max_new_tokens (or "
-                         "--max-new-tokens) to a number")
+    if not n:  # a params error, so evaluate and `summarize` report it in one line
+        raise params.ParamsError(
+            f"evaluate.max_new_tokens: auto needs max_new_tokens in {model.name_or_path or 'the model'}"
+            "/generation_config.json, which the train stage writes; this model has none: set "
+            "evaluate.max_new_tokens (or --max-new-tokens) to a number")
     return n
 
 

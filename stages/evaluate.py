@@ -28,6 +28,7 @@ def score(sources: list[str], preds: list[str], refs: list[str]) -> tuple[dict, 
     word = rouge.rouge(preds, refs, "jieba")
     k, lead = rouge.lead_k(sources, refs)
     floor = rouge.rouge(lead, refs, "char")
+    n_pred, n_ref = len(set(preds)), len(set(refs))
     pct = lambda x: round(100 * x, 2)  # noqa: E731  ROUGE is reported x100, as papers do
     metrics = {
         "rouge1": pct(char["rouge1"]), "rouge2": pct(char["rouge2"]), "rougeL": pct(char["rougeL"]),
@@ -40,14 +41,14 @@ def score(sources: list[str], preds: list[str], refs: list[str]) -> tuple[dict, 
         "empty_predictions": sum(not p for p in preds),
         # a model that writes the same few summaries for everything can still score ROUGE on
         # templated references (the demo's did: 9 distinct predictions for 300 inputs)
-        "distinct_predictions_share": round(len(set(preds)) / max(1, len(preds)), 3),
-        "distinct_references_share": round(len(set(refs)) / max(1, len(refs)), 3),
+        "distinct_predictions_share": round(n_pred / max(1, len(preds)), 3),
+        "distinct_references_share": round(n_ref / max(1, len(refs)), 3),
         "examples": len(preds),
     }
     if metrics["distinct_predictions_share"] < 0.5 * metrics["distinct_references_share"]:
         log.warning("only %d distinct predictions for %d examples (references: %d distinct): the model writes "
                     "the same few summaries whatever the input; ROUGE against templated references overstates it",
-                    len(set(preds)), len(preds), len(set(refs)))
+                    n_pred, len(preds), n_ref)
     return metrics, char["per_example"]
 
 

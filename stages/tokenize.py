@@ -73,7 +73,8 @@ def token_stats(tok, texts, limit: int, target: bool = False) -> tuple[dict, flo
     return dataio.percentiles(lens), round(sum(n > limit for n in lens) / max(1, len(lens)), 4)
 
 
-def fingerprint(tok, rows: list[dict], model: params.ModelParams, cfg: params.TokenizeParams, max_src: int) -> str:
+def fingerprint(tok_json: str, rows: list[dict], model: params.ModelParams, cfg: params.TokenizeParams,
+                max_src: int) -> str:
     """A fingerprint of everything the encoded split depends on, for `Dataset.map(new_fingerprint=)`.
 
     datasets gives a dataset built from Python rows a random fingerprint, which save_to_disk writes
@@ -81,7 +82,7 @@ def fingerprint(tok, rows: list[dict], model: params.ModelParams, cfg: params.To
     any tokenize rerun even when nothing it produced had changed (seen: data/tokenized's hash moved
     when only emosum/params.py had).
     """
-    h = hashlib.sha256(tok.backend_tokenizer.to_str().encode())
+    h = hashlib.sha256(tok_json.encode())
     h.update(json.dumps([model.source_prefix, max_src, cfg.max_target_length,
                          [(r["text"], r["summary"]) for r in rows]], ensure_ascii=False).encode())
     return h.hexdigest()[:16]
@@ -123,6 +124,7 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
         return enc
 
     dd = DatasetDict()
+    tok_json = tok.backend_tokenizer.to_str()  # serialised once (megabytes for a full mT5 vocabulary)
     for split in SPLITS:
         texts = [model.source_prefix + r["text"] for r in rows[split]]
         src, src_trunc = token_stats(tok, texts, max_src)
@@ -133,7 +135,7 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
                                   "summary_truncated_share": tgt_trunc}
         ds = Dataset.from_list(rows[split])
         dd[split] = ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names,
-                           desc=f"tokenize {split}", new_fingerprint=fingerprint(tok, rows[split], model, cfg, max_src))
+                           desc=f"tokenize {split}", new_fingerprint=fingerprint(tok_json, rows[split], model, cfg, max_src))
     with dataio.atomic_path(out_dir, is_dir=True) as tmp:
         dd.save_to_disk(str(tmp))
     tr = stats["splits"]["train"]

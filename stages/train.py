@@ -128,9 +128,10 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
                                              pad_to_multiple_of=cfg.pad_to_multiple_of),
         processing_class=tok, callbacks=list(callbacks), compute_loss_func=token_mean_loss)
     shapes = speed.batch_shapes(trainer.get_train_dataloader())
+    label_lens = [len(x) for x in ds["train"]["labels"]]
     info = speed.report(model, precision, device, torch.get_num_threads(), shapes, ds["train"]["length"],
-                           [len(x) for x in ds["train"]["labels"]], cfg.batch_size, cfg.seed,
-                           cfg.group_by_length, tok.model_max_length, keep is not None)
+                        label_lens, cfg.batch_size, cfg.seed, cfg.group_by_length, tok.model_max_length,
+                        keep is not None)
     timer.on_ready = lambda fit, steps: predict(info, timer, fit, shapes, steps)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
@@ -141,7 +142,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
     # generation's default length (evaluate.max_new_tokens: auto): the longest training summary, eos included
-    model.generation_config.max_new_tokens = max(len(x) for x in ds["train"]["labels"])
+    model.generation_config.max_new_tokens = max(label_lens)
     if trainer.is_world_process_zero():
         with dataio.atomic_path(out_dir, is_dir=True) as tmp:
             trainer.save_model(str(tmp))

@@ -66,7 +66,7 @@ def test_auto_length_needs_the_length_the_train_stage_saves(tiny_model):
     from emosum.generation import max_new_tokens
 
     auto = params.parse_section("evaluate", {"max_new_tokens": "auto"})
-    with pytest.raises(ValueError, match="set evaluate.max_new_tokens .or --max-new-tokens. to a number"):
+    with pytest.raises(params.ParamsError, match="set evaluate.max_new_tokens .or --max-new-tokens. to a number"):
         max_new_tokens(tiny_model, auto)  # a checkpoint not trained here: no saved length
     assert max_new_tokens(tiny_model, params.parse_section("evaluate", {"max_new_tokens": 7})) == 7
     with pytest.raises(params.ParamsError, match="max_new_tokens"):

@@ -67,6 +67,21 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
     assert "no trained model here" in capsys.readouterr().err
 
 
+def test_a_checkpoint_without_a_saved_length_is_one_clear_line(model_dir, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    cfg = json.loads((other / "generation_config.json").read_text())
+    del cfg["max_new_tokens"]  # as in a checkpoint not trained by this pipeline
+    (other / "generation_config.json").write_text(json.dumps(cfg))
+    assert summarize.main([TEXTS[0], "--model", str(other), "--params", "none.yaml"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the weight-loading progress bar
+    assert last.startswith("summarize: evaluate.max_new_tokens: auto needs max_new_tokens in") and "Traceback" not in last
+    assert "--max-new-tokens" in last
+    assert summarize.main([TEXTS[0], "--model", str(other), "--params", "none.yaml", "--max-new-tokens", "8"]) == 0
+
+
 DIALOGUES = SHARED_DATA / "cpsycound" / "dialogues.jsonl"
 
 
