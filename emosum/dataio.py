@@ -19,7 +19,7 @@ class DataError(ValueError):
     pass
 
 
-FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "xlsx")
 
 
 def detect_format(path: Path, fmt: str | None = None) -> str:
@@ -111,12 +111,47 @@ def _parquet(path: Path):
         yield f"{path}: row {i}", obj
 
 
-def read_rows(path: PathLike, fmt: str | None = None) -> Iterator[tuple[str, dict]]:
-    """Yield (where, row) pairs; `where` names the file and line (or row) for error messages."""
+def _xlsx(path: Path, sheet: str | None):
+    # pandas with openpyxl, as annotation teams' and forums' exports come. na_filter=False and
+    # dtype=object: "NA" and "null" stay text (as in CSV) and an empty cell is "", not NaN; a
+    # number stays a number, so a number in the text column is refused by name, as in JSONL.
+    import pandas as pd
+
+    if not path.exists():
+        raise DataError(f"{path}: file not found; check data.path in params.yaml")
+    try:
+        book = pd.ExcelFile(path, engine="openpyxl")
+    except Exception as e:  # zipfile, openpyxl and pandas each raise their own types
+        raise DataError(f"{path}: not a readable .xlsx workbook ({type(e).__name__}: {e}); re-save it from "
+                        "Excel or LibreOffice as .xlsx") from None
+    name = sheet if sheet is not None else book.sheet_names[0]
+    if name not in book.sheet_names:
+        raise DataError(f"{path}: no sheet '{name}' (sheets: {', '.join(book.sheet_names)}); set data.sheet")
+    df = pd.read_excel(book, sheet_name=name, dtype=object, na_filter=False)
+    if df.empty:
+        raise DataError(f"{path}: sheet '{name}' has no rows under its header; point data.sheet at the data")
+    header = [str(c) for c in df.columns]
+    for i, values in enumerate(df.itertuples(index=False, name=None)):
+        where = f"{path}: sheet '{name}' row {i + 2}"  # Excel's numbering: the header is row 1
+        if all(v == "" for v in values):
+            continue
+        for col, v in zip(header, values):
+            # pandas turns an error cell (#DIV/0!, #N/A, ...) into NaN; with na_filter off nothing else is NaN
+            if isinstance(v, float) and v != v:
+                raise DataError(f"{where}, column '{col}': the cell holds a formula error (#DIV/0!, #N/A, ...); "
+                                "fix the formula or paste values only")
+        yield where, dict(zip(header, values))
+
+
+def read_rows(path: PathLike, fmt: str | None = None, sheet: str | None = None) -> Iterator[tuple[str, dict]]:
+    """Yield (where, row) pairs; `where` names the file and line (or sheet and row) for error messages."""
     path = Path(path)
     fmt = detect_format(path, fmt)
     if fmt == "parquet":
         yield from _parquet(path)
+        return
+    if fmt == "xlsx":
+        yield from _xlsx(path, sheet)
         return
     text = _read_text(path)
     if fmt == "jsonl":

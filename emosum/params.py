@@ -32,7 +32,8 @@ class Section(BaseModel):
 
 class DataParams(Section):
     path: str = Field(description="JSONL, JSON, CSV, TSV or Parquet file (optionally .gz) of pairs")
-    format: Optional[Literal["jsonl", "json", "csv", "tsv", "parquet"]] = None  # None: by extension
+    format: Optional[Literal["jsonl", "json", "csv", "tsv", "parquet", "xlsx"]] = None  # None: by extension
+    sheet: Optional[str] = None          # xlsx: the sheet to read; None: the first
     text_column: str = "text"
     summary_column: str = "summary"
     label_column: Optional[str] = None   # e.g. an emotion label; used by stratified subsampling
@@ -77,6 +78,10 @@ class HubParams(Section):
 
 class TokenizeParams(Section):
     vocab_size: int = Field(8000, ge=100, description="SentencePiece vocabulary when model.name is scratch")
+    max_piece_length: int = Field(1, ge=1, le=16, description="longest SentencePiece piece in characters; "
+                                  "1 = one id per character")
+    character_coverage: float = Field(1.0, gt=0.9, le=1.0, description="share of characters SentencePiece "
+                                      "keeps; the rest become <unk>")
     max_source_length: AutoOr(8) = 128  # auto: cover source_length_percentile
     source_length_percentile: float = Field(95, gt=0, le=100)
     prune_vocab: bool = Field(True, description="checkpoints: keep only the token ids the data uses")
@@ -105,6 +110,10 @@ class TrainParams(Section):
     logging_steps: int = Field(25, ge=1)
     eval_steps: int | None = Field(None, ge=1)
     eval_batch_size: int = Field(16, ge=1)
+    # divergence: stop when the logged loss is NaN/inf, or above factor x the first logged loss for
+    # `patience` logs in a row
+    divergence_factor: float = Field(3.0, gt=1)
+    divergence_patience: int = Field(3, ge=1)
     # data-parallel training (see emosum/launch.py); global_batch_size null = batch_size x accumulation
     global_batch_size: Optional[int] = Field(None, ge=1)
     num_processes: int = Field(1, ge=1, description="processes per machine (GPUs, or CPU workers)")
@@ -122,6 +131,11 @@ class EvaluateParams(Section):
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = Field(0, ge=0)
     table_examples: int = Field(10, ge=1, description="rows of metrics/predictions.md")
+    # data columns whose value the summary must state (fact recall); the subsample stage carries
+    # them into the splits, so a missing column fails there, before any training
+    fact_columns: list[str] = Field(default_factory=list)
+    max_label_values: int = Field(100, ge=1, description="a fact column with at most this many distinct "
+                                  "values is a label: naming another value too counts as wrong")
 
 
 class CleanupParams(Section):
@@ -153,7 +167,12 @@ def parse_section(name: str, raw: Union[dict, None], source: str = "params.yaml"
 
 
 def load(*names: str, path: Union[str, Path] = "params.yaml") -> tuple:
-    """Read the named sections of a params file; one validated object per name."""
+    """Read the named sections of a params file; one validated object per name.
+
+    Every other section is validated too, so whichever stage runs first refuses a bad value
+    anywhere in the file (`evaluate.num_beams: four` used to surface after training). DVC still
+    reruns a stage only for the keys dvc.yaml lists: validating a key is not depending on it.
+    """
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -161,7 +180,20 @@ def load(*names: str, path: Union[str, Path] = "params.yaml") -> tuple:
         raise ParamsError(f"{path}: not found; run from the repository root") from None
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections ({', '.join(SECTIONS)})")
     missing = [n for n in names if n not in doc and n != "hub"]
     if missing:
         raise ParamsError(f"{path}: missing section(s) {', '.join(missing)}")
-    return tuple(parse_section(n, doc.get(n), str(path)) for n in names)
+    errors = [f"{path}: {k}: unknown section (check the spelling; sections: {', '.join(SECTIONS)})"
+              for k in doc if k not in SECTIONS]
+    parsed = {}
+    for name in SECTIONS:
+        if name in doc or name in names:
+            try:
+                parsed[name] = parse_section(name, doc.get(name), str(path))
+            except ParamsError as e:
+                errors.append(str(e))
+    if errors:
+        raise ParamsError("\n".join(errors))
+    return tuple(parsed[n] for n in names)

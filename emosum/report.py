@@ -4,9 +4,10 @@
     emosum-report fast-demo full-demo  # named experiments, branches, tags or commits
     emosum-report --fast fast-demo --full full-demo
 
-Writes metrics/report.md (for each run: the params that differ, ROUGE, the lead-k floor, training
-time, tokens/s, s/step, peak memory, model size; then the fast run's quality as a percentage of
-the full run's, and the speed-up) and metrics/report.png (ROUGE-L against training time, one
+Writes metrics/report.md (for each run: the params that differ, ROUGE, the lead-k and constant-
+summary floors, fact recall beside both floors', training time, tokens/s, s/step, peak memory,
+model size; then the fast run's ROUGE and fact recall as a percentage of the full run's, and the
+speed-up) and metrics/report.png (ROUGE-L against training time, one
 labelled point per run). Every number is read from `dvc exp show --json`, never retyped.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ COLUMNS = [  # (header, metrics file, key, format)
     ("ROUGE-L", "metrics/eval.json", "rougeL", "{:.2f}"),
     ("word ROUGE-L", "metrics/eval.json", "word_rougeL", "{:.2f}"),
     ("lead-k ROUGE-L", "metrics/eval.json", "lead_rougeL", "{:.2f}"),
+    ("constant ROUGE-L", "metrics/eval.json", "constant_rougeL", "{:.2f}"),
     # low: the model writes the same few summaries whatever the input (ROUGE can hide it)
     ("distinct outputs", "metrics/eval.json", "distinct_predictions_share", "{:.0%}"),
     ("train min", "metrics/train.json", "wall_s", "{:.1f}"),
@@ -66,7 +68,9 @@ def collect(cwd: Path = Path(".")) -> list[dict]:
 
 
 def value(run: dict, file: str, key: str):
-    v = run["metrics"].get(file, {}).get(key)
+    v = run["metrics"].get(file, {})
+    for part in key.split("."):  # fact_recall.emotion: nested keys
+        v = v.get(part) if isinstance(v, dict) else None
     if v is not None and key == "wall_s":
         return v / 60
     if v is not None and key == "model_bytes":
@@ -80,26 +84,50 @@ def differing(runs: list[dict]) -> list[str]:
     return [k for k in keys if len({json.dumps(r["params"].get(k)) for r in runs}) > 1]
 
 
+def share(a, b) -> str:
+    """a as a percentage of b; 'n/a' where b is zero (a model that scored nothing)."""
+    return f"{100 * a / b:.1f}%" if a is not None and b else "n/a"
+
+
+def fact_columns(runs: list[dict]) -> list[tuple]:
+    """Fact recall columns: every fact any run measured, the model's then both floors'."""
+    cols = sorted({c for r in runs for c in (value(r, "metrics/eval.json", "fact_recall") or {})},
+                  key=lambda c: (c == "all", c))
+    return [(f"{who}{c} recall", "metrics/eval.json", f"{prefix}fact_recall.{c}", "{:.0%}")
+            for c in cols for who, prefix in (("", ""), ("lead ", "lead_"), ("constant ", "constant_"))]
+
+
 def markdown(runs: list[dict], fast: dict, full: dict) -> str:
     keys = differing(runs)
+    columns = COLUMNS[:6] + fact_columns(runs) + COLUMNS[6:]
     lines = ["# emosum: fast vs full", "",
-             "Character-level ROUGE F1 x100 on the test split (the same test set for every run), the lead-k",
-             "floor beside it, and training cost. Read from each run's metrics files by `emosum-report`.", ""]
-    head = ["run", "params that differ"] + [c[0] for c in COLUMNS]
+             "Character-level ROUGE F1 x100 on the test split (the same test set for every run) beside two",
+             "floors: the lead-k (the input's first k characters) and the best constant summary (one training",
+             "summary written for every input); fact recall (the share of summaries stating the row's value,",
+             "naming no other) for the model and both floors; training cost. Read from each run's metrics",
+             "files by `emosum-report`.", ""]
+    head = ["run", "params that differ"] + [c[0] for c in columns]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         ps = ", ".join(f"{k}={r['params'].get(k)}" for k in keys) or "-"
-        cells = [fmt.format(v) if (v := value(r, f, k)) is not None else "-" for _, f, k, fmt in COLUMNS]
+        cells = [fmt.format(v) if (v := value(r, f, k)) is not None else "-" for _, f, k, fmt in columns]
         lines.append(f"| {r['name']} | {ps} | " + " | ".join(cells) + " |")
     lines.append("")
     if fast is not full:
-        q = value(fast, "metrics/eval.json", "rougeL") / value(full, "metrics/eval.json", "rougeL")
-        w = value(fast, "metrics/eval.json", "word_rougeL") / value(full, "metrics/eval.json", "word_rougeL")
+        q = share(value(fast, "metrics/eval.json", "rougeL"), value(full, "metrics/eval.json", "rougeL"))
+        w = share(value(fast, "metrics/eval.json", "word_rougeL"), value(full, "metrics/eval.json", "word_rougeL"))
         t = value(full, "metrics/train.json", "wall_s") / value(fast, "metrics/train.json", "wall_s")
-        lines += [f"**{fast['name']}** keeps **{100 * q:.1f}%** of **{full['name']}**'s ROUGE-L "
-                  f"({100 * w:.1f}% at the word level) and trains **{t:.1f}x** faster "
+        lines += [f"**{fast['name']}** keeps **{q}** of **{full['name']}**'s ROUGE-L "
+                  f"({w} at the word level) and trains **{t:.1f}x** faster "
                   f"({value(fast, 'metrics/train.json', 'wall_s'):.1f} vs "
                   f"{value(full, 'metrics/train.json', 'wall_s'):.1f} min).", ""]
+        shares = []
+        for _, f, k, _ in fact_columns([fast, full])[::3]:
+            a, b = value(fast, f, k), value(full, f, k)
+            if a is not None and b is not None:
+                shares.append(f"{k.split('.')[-1]} {share(a, b)} ({100 * a:.0f}% vs {100 * b:.0f}%)")
+        if shares:
+            lines += [f"Of **{full['name']}**'s fact recall, **{fast['name']}** keeps: " + "; ".join(shares) + ".", ""]
     lines += ["![ROUGE-L against training time](report.png)", ""]
     return "\n".join(lines)
 

@@ -112,3 +112,41 @@ def predict(info: dict, timer: speed.StepTimer, fit, shapes, micro_steps: int) -
     log.info("%s from %d timed steps: %.3f s/step, %.0f s (%.1f min) for %d steps",
              "predicted" if first else "revised prediction", done, total / max(1, micro_steps), total, total / 60,
              micro_steps)
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (divergence, a full disk): one message, no traceback, no model/."""
+
+
+def divergence_guard(factor: float, patience: int):
+    """Stops a run whose logged training loss is NaN or infinite, or stays above `factor` times the
+    first logged loss for `patience` logs in a row, naming the step, the loss, the learning rate
+    and what to try. The Trainer's `logging_nan_inf_filter` must be off, or a NaN is averaged away."""
+    import math
+
+    from transformers import TrainerCallback
+
+    def stop(state, loss, lr, what):
+        raise TrainingStopped(
+            f"training diverged at step {state.global_step}: the loss {what} (loss {loss}, learning rate "
+            f"{lr:.3g}). Try a lower train.learning_rate (e.g. half), a longer warm-up (train.warmup_ratio) "
+            "or precision fp32; the checkpoints before this step are in .scratch/train. No model was written.")
+
+    class Guard(TrainerCallback):
+        high = 0
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is None:
+                return
+            lr = float(logs.get("learning_rate") or 0.0)
+            if not math.isfinite(loss):
+                stop(state, loss, lr, "became " + str(loss))
+            # the first logged loss of the run, a resumed run included (it is in log_history)
+            first = next(h["loss"] for h in state.log_history if "loss" in h)
+            self.high = self.high + 1 if loss > factor * first else 0
+            if self.high >= patience:
+                stop(state, round(loss, 4), lr, f"stayed above {factor:g}x its first value {first:.4f} for "
+                     f"{patience} logs in a row")
+
+    return Guard()

@@ -5,8 +5,11 @@
 Reads params `evaluate`; model/, data/tokenized/test (inputs already prefixed and truncated as
 the model was trained) and data/splits/test.jsonl (references). Generates in length-sorted
 batches (little padding) with explicit num_beams and max_new_tokens (never the 20-token default).
-Writes metrics/eval.json (character-level ROUGE-1/2/L, jieba word-level ROUGE, the lead-k floor,
-generation lengths) and metrics/predictions.jsonl.
+Writes metrics/eval.json (character-level ROUGE-1/2/L, jieba word-level ROUGE, the lead-k and
+constant-summary floors, fact recall of the model and of both floors, generation lengths),
+metrics/facts.json (fact recall per value, the most frequent confusions) and
+metrics/predictions.jsonl. data/splits/train.jsonl supplies the constant summary and the values
+each fact column can take.
 """
 from __future__ import annotations
 
@@ -16,18 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, hf, params, rouge
+from emosum import dataio, facts, hf, params, rouge
 from emosum.generation import generate, max_new_tokens
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.evaluate")
 
 
-def score(sources: list[str], preds: list[str], refs: list[str]) -> tuple[dict, list[dict]]:
+def score(sources: list[str], preds: list[str], refs: list[str], constant: str = "") -> tuple[dict, list[dict]]:
     char = rouge.rouge(preds, refs, "char", per_example=True)
     word = rouge.rouge(preds, refs, "jieba")
     k, lead = rouge.lead_k(sources, refs)
     floor = rouge.rouge(lead, refs, "char")
+    const = rouge.rouge([constant] * len(refs), refs, "char")
     n_pred, n_ref = len(set(preds)), len(set(refs))
     pct = lambda x: round(100 * x, 2)  # noqa: E731  ROUGE is reported x100, as papers do
     metrics = {
@@ -36,6 +40,10 @@ def score(sources: list[str], preds: list[str], refs: list[str]) -> tuple[dict, 
         "lead_k": k, "lead_rouge1": pct(floor["rouge1"]), "lead_rouge2": pct(floor["rouge2"]),
         "lead_rougeL": pct(floor["rougeL"]),
         "rougeL_minus_lead": pct(char["rougeL"] - floor["rougeL"]),
+        # the best single summary written for every input (chosen on the training split)
+        "constant_summary": constant, "constant_rouge1": pct(const["rouge1"]),
+        "constant_rouge2": pct(const["rouge2"]), "constant_rougeL": pct(const["rougeL"]),
+        "rougeL_minus_constant": pct(char["rougeL"] - const["rougeL"]),
         "gen_chars_mean": round(sum(map(len, preds)) / max(1, len(preds)), 2),
         "ref_chars_mean": round(sum(map(len, refs)) / max(1, len(refs)), 2),
         "empty_predictions": sum(not p for p in preds),
@@ -49,7 +57,34 @@ def score(sources: list[str], preds: list[str], refs: list[str]) -> tuple[dict, 
         log.warning("only %d distinct predictions for %d examples (references: %d distinct): the model writes "
                     "the same few summaries whatever the input; ROUGE against templated references overstates it",
                     n_pred, len(preds), n_ref)
+    if metrics["rougeL_minus_lead"] <= 0 or metrics["rougeL_minus_constant"] <= 0:
+        log.warning("ROUGE-L %.2f does not beat both floors (lead-%d %.2f, constant summary %.2f): the model is "
+                    "no better than copying the input's start or writing %r for everything",
+                    metrics["rougeL"], k, metrics["lead_rougeL"], metrics["constant_rougeL"], constant)
     return metrics, char["per_example"]
+
+
+def fact_metrics(cfg: params.EvaluateParams, preds: list[str], sources: list[str], constant: str,
+                 rows: list[dict], train_rows: list[dict]) -> tuple[dict, dict]:
+    """Fact recall of the model and of both floors (the floors show what chance gives)."""
+    cols = cfg.fact_columns
+    missing = [c for c in cols if any(c not in r.get("facts", {}) for r in rows)]
+    if missing:
+        raise ValueError(f"evaluate.fact_columns {missing} are not in data/splits/test.jsonl: the subsample "
+                         "stage carries them; rerun it (dvc repro)")
+    known = {c: {r["facts"][c] for r in train_rows + rows if r.get("facts", {}).get(c)} for c in cols}
+    facts_ = [r["facts"] for r in rows]
+    model, details = facts.recall(preds, facts_, cols, known, cfg.max_label_values)
+    _, lead = rouge.lead_k(sources, [r["summary"] for r in rows])
+    out = {"fact_recall": model,
+           "lead_fact_recall": facts.recall(lead, facts_, cols, known, cfg.max_label_values)[0],
+           "constant_fact_recall": facts.recall([constant] * len(rows), facts_, cols, known,
+                                                cfg.max_label_values)[0]}
+    for col in cols:
+        log.info("fact recall %s: %s (lead floor %s, constant summary %s); most frequent confusions: %s", col,
+                 model[col], out["lead_fact_recall"][col], out["constant_fact_recall"][col],
+                 (details[col]["top_confusions"] or [])[:3])
+    return out, details
 
 
 def _cell(text: str, limit: int) -> str:
@@ -73,7 +108,8 @@ def predictions_table(predictions: list[dict], n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, test_file: Path) -> tuple[dict, list]:
+def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, test_file: Path,
+        train_file: Path) -> tuple[dict, list, dict]:
     import torch
     from datasets import load_from_disk
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -90,15 +126,21 @@ def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, test_file:
     t0 = time.perf_counter()
     preds = generate(model, tok, ids, cfg)
     gen_s = time.perf_counter() - t0
-    metrics, per_ex = score([r["text"] for r in rows], preds, [r["summary"] for r in rows])
+    train_rows = [json.loads(line) for line in open(train_file, encoding="utf-8")]
+    constant = facts.best_constant([r["summary"] for r in train_rows])
+    sources = [r["text"] for r in rows]
+    metrics, per_ex = score(sources, preds, [r["summary"] for r in rows], constant)
+    fact_scores, details = fact_metrics(cfg, preds, sources, constant, rows, train_rows)
+    metrics.update(fact_scores)
     metrics.update(generation_s=round(gen_s, 2), examples_per_s=round(len(preds) / gen_s, 2),
                    max_new_tokens=max_new_tokens(model, cfg))
-    log.info("%d test examples in %.1fs: ROUGE-1/2/L %.2f/%.2f/%.2f (words: L %.2f); lead-%d floor L %.2f",
-             len(preds), gen_s, metrics["rouge1"], metrics["rouge2"], metrics["rougeL"],
-             metrics["word_rougeL"], metrics["lead_k"], metrics["lead_rougeL"])
+    log.info("%d test examples in %.1fs: ROUGE-1/2/L %.2f/%.2f/%.2f (words: L %.2f); floors L: lead-%d %.2f, "
+             "constant %.2f (%r)", len(preds), gen_s, metrics["rouge1"], metrics["rouge2"], metrics["rougeL"],
+             metrics["word_rougeL"], metrics["lead_k"], metrics["lead_rougeL"], metrics["constant_rougeL"], constant)
     predictions = [{"text": r["text"], "reference": r["summary"], "prediction": p,
-                    "rougeL": round(100 * s["rougeL"], 2)} for r, p, s in zip(rows, preds, per_ex)]
-    return metrics, predictions
+                    "rougeL": round(100 * s["rougeL"], 2), **({"facts": r["facts"]} if "facts" in r else {})}
+                   for r, p, s in zip(rows, preds, per_ex)]
+    return metrics, predictions, details
 
 
 def main() -> int:
@@ -107,11 +149,13 @@ def main() -> int:
         (cfg,) = params.load("evaluate")
         hf.offline_env(False)  # everything evaluate reads is local
         log.info("params: %s", cfg.model_dump())
-        metrics, predictions = run(cfg, Path("model"), Path("data/tokenized"), Path("data/splits/test.jsonl"))
+        metrics, predictions, details = run(cfg, Path("model"), Path("data/tokenized"),
+                                            Path("data/splits/test.jsonl"), Path("data/splits/train.jsonl"))
     except (params.ParamsError, ValueError) as e:
         log.error("%s", e)
         return 1
     dataio.write_jsonl("metrics/predictions.jsonl", predictions)
+    dataio.write_json("metrics/facts.json", details)  # per-value recall and confusions (not a metric)
     with dataio.atomic_path("metrics/predictions.md") as tmp:
         tmp.write_text(f"# Test predictions: best, worst and between ({len(predictions)} in all)\n\n"
                        + predictions_table(predictions, cfg.table_examples), encoding="utf-8")

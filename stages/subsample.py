@@ -36,7 +36,17 @@ def _text(obj: dict, col: str, where: str, role: str):
     return (value or "").strip()
 
 
-def clean(rows, data: params.DataParams, cfg: params.SubsampleParams):
+def _facts(obj: dict, columns: list[str], where: str) -> dict:
+    """The values the summary must state (evaluate.fact_columns), carried into the splits."""
+    missing = [c for c in columns if c not in obj]
+    if missing:
+        raise dataio.DataError(f"{where}: no column {', '.join(map(repr, missing))} (columns: "
+                               f"{', '.join(map(str, obj))}); evaluate.fact_columns in params.yaml names it: "
+                               "fix the name or remove it")
+    return {c: "" if obj[c] is None else str(obj[c]).strip() for c in columns}
+
+
+def clean(rows, data: params.DataParams, cfg: params.SubsampleParams, fact_columns: list[str] = ()):
     """Keep usable pairs; count the rest by reason. Returns (kept, dropped, rows read)."""
     kept, dropped, seen, n = [], Counter(), set(), 0
     split_of = {data.train_split: "train", data.test_split: "test"}
@@ -47,6 +57,8 @@ def clean(rows, data: params.DataParams, cfg: params.SubsampleParams):
         text = _text(obj, data.text_column, where, "text")
         summary = _text(obj, data.summary_column, where, "summary")
         row = {"text": text, "summary": summary}
+        if fact_columns:
+            row["facts"] = _facts(obj, fact_columns, where)
         if data.label_column:
             if data.label_column not in obj:
                 raise dataio.DataError(f"{where}: no column '{data.label_column}'; fix data.label_column")
@@ -148,8 +160,8 @@ def distribution(rows: list[dict], cfg: params.SubsampleParams, has_label: bool)
     return {k: round(v / max(1, len(rows)), 4) for k, v in sorted(c.items())}
 
 
-def run(data: params.DataParams, cfg: params.SubsampleParams, out_dir: Path) -> dict:
-    kept, dropped, n_read = clean(dataio.read_rows(data.path, data.format), data, cfg)
+def run(data: params.DataParams, cfg: params.SubsampleParams, out_dir: Path, fact_columns: list[str] = ()) -> dict:
+    kept, dropped, n_read = clean(dataio.read_rows(data.path, data.format, data.sheet), data, cfg, list(fact_columns))
     splits = split(kept, data, cfg, dropped)
     n_dropped = sum(dropped.values())
     if n_read and n_dropped / n_read > cfg.max_drop_fraction:
@@ -192,9 +204,11 @@ def main() -> int:
     setup_logging()
     t0 = time.perf_counter()
     try:
-        data, cfg = params.load("data", "subsample")
-        log.info("params: %s %s", data.model_dump(), cfg.model_dump())
-        stats = run(data, cfg, Path("data/splits"))
+        data, cfg, ev = params.load("data", "subsample", "evaluate")
+        log.info("params: %s %s evaluate.fact_columns=%s", data.model_dump(), cfg.model_dump(), ev.fact_columns)
+        # evaluate.fact_columns is read here (dvc.yaml lists that one key) so that a misspelt
+        # column fails in seconds, not after training
+        stats = run(data, cfg, Path("data/splits"), ev.fact_columns)
     except (params.ParamsError, dataio.DataError) as e:
         log.error("%s", e)
         return 1

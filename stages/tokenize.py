@@ -27,8 +27,14 @@ log = logging.getLogger("emosum.tokenize")
 SPLITS = ("train", "validation", "test")
 
 
-def train_sentencepiece(texts: list[str], vocab_size: int, out_dir: Path):
-    """Train a unigram SentencePiece model and wrap it as a T5 tokenizer in out_dir."""
+def train_sentencepiece(texts: list[str], vocab_size: int, out_dir: Path, max_piece_length: int = 16,
+                        character_coverage: float = 0.9995):
+    """Train a unigram SentencePiece model and wrap it as a T5 tokenizer in out_dir.
+
+    max_piece_length 1 gives one piece per character: on templated text SentencePiece's default
+    (16) fuses whole phrases into single pieces (`被公司裁员感到委屈` became one token), so every
+    cause-emotion pair is its own rare output class and a model from scratch learns the template,
+    not the content (README, "The embedded default")."""
     import sentencepiece as spm
     from transformers import T5Tokenizer
 
@@ -37,7 +43,8 @@ def train_sentencepiece(texts: list[str], vocab_size: int, out_dir: Path):
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(texts), model_writer=buf, model_type="unigram",
             vocab_size=vocab_size, hard_vocab_limit=False,  # templated data may not fill the vocab
-            character_coverage=0.9995,  # the CJK setting: rare characters fall back to <unk>
+            max_sentencepiece_length=max_piece_length,
+            character_coverage=character_coverage,  # 0.9995, the CJK setting: rare characters become <unk>
             pad_id=0, eos_id=1, unk_id=2, bos_id=-1,  # T5's ids: pad 0, eos 1, unk 2, no bos
             max_sentence_length=1 << 16, num_threads=1,  # one thread: the same model every run
             minloglevel=2)
@@ -98,7 +105,8 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
     with dataio.atomic_path(tok_dir, is_dir=True) as tmp_tok:
         if hf.is_scratch(model.name):
             tok = train_sentencepiece([r["text"] for r in rows["train"]] +
-                                      [r["summary"] for r in rows["train"]], cfg.vocab_size, tmp_tok)
+                                      [r["summary"] for r in rows["train"]], cfg.vocab_size, tmp_tok,
+                                      cfg.max_piece_length, cfg.character_coverage)
             log.info("trained SentencePiece on %d training pairs: %d pieces (asked %d) in %.1fs",
                      len(rows["train"]), len(tok), cfg.vocab_size, time.perf_counter() - t0)
         else:

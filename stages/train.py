@@ -10,6 +10,7 @@ complete checkpoint of the same run and never from another run's.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -18,12 +19,14 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, hf, launch, params, prune, speed
-from emosum.trainer_ext import model_card, predict, step_aligned_dvclive, timed_trainer, token_mean_loss
+from emosum import checkpoints, dataio, hf, launch, params, prune, speed
+from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, step_aligned_dvclive,
+                                 timed_trainer, token_mean_loss)
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.train")
 SCRATCH_DIR = Path(".scratch/train")
+SAVE_TOTAL_LIMIT = 2  # checkpoints kept for resuming
 
 
 def build_scratch_model(cfg: params.ScratchModel, tok):
@@ -51,15 +54,6 @@ def fingerprint(model: params.ModelParams, cfg: params.TrainParams, data_dir: Pa
         h.update(f.relative_to(data_dir).as_posix().encode())
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()[:16]
-
-
-def last_complete_checkpoint(run_dir: Path) -> str | None:
-    """Newest checkpoint-N with its trainer state written (the Trainer writes that last)."""
-    if not run_dir.is_dir():
-        return None
-    done = [p for p in run_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()
-            and any(p.glob("model*.safetensors")) and (p / "optimizer.pt").is_file()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
 
 
 def peak_memory_gb() -> float:
@@ -100,9 +94,10 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
              torch.get_num_threads(), precision, world, cfg.batch_size, world, accum)
 
     run_dir = SCRATCH_DIR / fingerprint(model_p, cfg, data_dir)
-    resume = last_complete_checkpoint(run_dir)
-    log.info("resuming from %s (same params and data)" % resume if resume else
+    resume = checkpoints.newest_intact(run_dir, rename=main_rank)  # only rank 0 moves damaged folders aside
+    log.info("resuming from %s (step %s; same params and data)" % (resume, resume.split("-")[-1]) if resume else
              "starting fresh; checkpoints in %s" % run_dir)
+    disk = checkpoints.check_space(run_dir, n_params, cfg.optimizer, keep=SAVE_TOTAL_LIMIT)
     args = Seq2SeqTrainingArguments(
         output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
@@ -112,7 +107,8 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         length_column_name="length",
         eval_strategy="steps" if cfg.eval_steps else "epoch", eval_steps=cfg.eval_steps, save_strategy="steps",
-        save_steps=cfg.save_steps, save_total_limit=2, logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps, save_total_limit=SAVE_TOTAL_LIMIT, logging_steps=cfg.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN loss must reach the divergence guard, not be averaged away
         logging_first_step=True, report_to="none", use_cpu=device == "cpu", torch_compile=cfg.torch_compile,
         dataloader_num_workers=0, remove_unused_columns=True)
     if live_dir is not None and main_rank:  # one writer: rank 0
@@ -126,7 +122,8 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         model=model, args=args, train_dataset=ds["train"], eval_dataset=ds["validation"],
         data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100,
                                              pad_to_multiple_of=cfg.pad_to_multiple_of),
-        processing_class=tok, callbacks=list(callbacks), compute_loss_func=token_mean_loss)
+        processing_class=tok, callbacks=[divergence_guard(cfg.divergence_factor, cfg.divergence_patience),
+                                         *callbacks], compute_loss_func=token_mean_loss)
     shapes = speed.batch_shapes(trainer.get_train_dataloader())
     label_lens = [len(x) for x in ds["train"]["labels"]]
     info = speed.report(model, precision, device, torch.get_num_threads(), shapes, ds["train"]["length"],
@@ -134,7 +131,18 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
                         keep is not None)
     timer.on_ready = lambda fit, steps: predict(info, timer, fit, shapes, steps)
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        last = checkpoints.newest_intact(run_dir)
+        raise TrainingStopped(
+            f"no space left on the device while writing {e.filename or run_dir} at step {trainer.state.global_step}: "
+            f"a checkpoint takes about {disk['checkpoint_mb']:.0f} MB and {SAVE_TOTAL_LIMIT + 1} may exist at once "
+            f"({disk['checkpoints_need_mb']:.0f} MB; {checkpoints.shutil.disk_usage(run_dir).free / 1e6:.0f} MB free "
+            f"now). Free space on that filesystem and rerun `dvc repro`: it resumes from "
+            f"{last or 'the start (no intact checkpoint yet)'}.") from None
     wall = time.perf_counter() - t0
     info.update(timer.steady(timer.end or time.perf_counter()))
 
@@ -167,7 +175,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         "peak_memory_gb": round(peak_memory_gb(), 3),
         "parameters": n_params, "parameters_before_pruning": n_params_before,
         "vocab_size": model.config.vocab_size, "max_summary_tokens": model.generation_config.max_new_tokens,
-        "precision": precision, "device": device,
+        "precision": precision, "device": device, "disk": disk,
         "predicted_train_s": info.get("predicted_train_s"), "actual_train_s": round(wall, 1),
         # only meaningful when the run went the whole way (a callback may stop it early)
         "prediction_error": round(info["predicted_train_s"] / wall - 1, 3)
@@ -191,7 +199,7 @@ def main() -> int:
         log.info("params: model=%s train=%s", model_p.model_dump(), cfg.model_dump())
         stats = run(model_p, cfg, Path("data/tokenizer"), Path("data/tokenized"), Path("model"),
                     Path("metrics/train_live"))
-    except (params.ParamsError, hf.CheckpointError, ValueError) as e:
+    except (params.ParamsError, hf.CheckpointError, ValueError, TrainingStopped) as e:
         log.error("%s", e)
         return 1
     if launch.is_main_process():

@@ -21,7 +21,7 @@ TINY_PARAMS = {
     "model": {"scratch": {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_heads": 2, "num_layers": 1,
                           "num_decoder_layers": 1}},
     "tokenize": {"vocab_size": 1000, "max_source_length": 64, "max_target_length": 32},
-    "train": {"max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "eval_batch_size": 8},
+    "train": {"epochs": 1, "max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "eval_batch_size": 8},
     "evaluate": {"num_beams": 2, "max_new_tokens": 12, "batch_size": 4},
 }
 
@@ -50,6 +50,18 @@ def write_demo_rows(path: Path, n: int = 60, seed: int = 1) -> Path:
 
     dataio.write_jsonl(path, demo_data.generate(n, seed))
     return path
+
+
+def tiny_tokenized(d: Path, n: int = 80, fact_columns=()) -> Path:
+    """Demo rows -> subsample -> tokenize with the tiny config, into d/splits, d/tokenizer, d/tokenized."""
+    from emosum import params
+    from stages import subsample, tokenize
+
+    src = write_demo_rows(d / "demo.jsonl", n=n)
+    subsample.run(params.parse_section("data", {"path": str(src)}), tiny_section("subsample"), d / "splits",
+                  fact_columns=list(fact_columns))
+    tokenize.run(tiny_section("model"), tiny_section("tokenize"), d / "splits", d / "tokenizer", d / "tokenized")
+    return d
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,23 @@ def write_all(tmp_path):
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "a.parquet")
-    return [tmp_path / n for n in [*files, "a.parquet"]]
+    write_xlsx(tmp_path / "a.xlsx", {"posts": ROWS})
+    return [tmp_path / n for n in [*files, "a.parquet", "a.xlsx"]]
+
+
+def write_xlsx(path, sheets: dict):
+    """A workbook as openpyxl writes it (the engine pandas reads .xlsx with)."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, rows in sheets.items():
+        ws = wb.create_sheet(name)
+        ws.append(list(rows[0]))
+        for r in rows:
+            ws.append(list(r.values()))
+    wb.save(path)
+    return path
 
 
 def rows_of(path, fmt=None):
@@ -113,7 +129,7 @@ def test_stage_main_exits_nonzero_naming_the_line(tmp_path, monkeypatch, caplog)
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "d.jsonl").write_text('{"text": "a", "summary": "b"}\n{oops}\n')
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(data={"path": "d.jsonl"})))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(data={"path": "d.jsonl"}, evaluate={"fact_columns": []})))
     assert subsample.main() == 1
     assert "d.jsonl:2: malformed JSON" in caplog.text
 
@@ -168,3 +184,36 @@ def test_stratified_by_length_without_labels(tmp_path):
     stats = subsample.run(data, cfg, tmp_path / "out")
     assert stats["stratified_by"] == "length"
     assert all(abs(v - 0.25) <= 0.02 for v in stats["train_distribution_after"].values())
+
+
+def test_xlsx_reads_the_named_sheet_keeps_text_and_names_sheet_row_column(tmp_path):
+    other = [{"text": "别的表", "summary": "无关", "emotion": "平静"}]
+    path = write_xlsx(tmp_path / "posts.xlsx", {"说明": other, "posts": ROWS})
+    assert rows_of(path) == other  # the first sheet by default
+    assert [obj for _, obj in dataio.read_rows(path, sheet="posts")] == ROWS  # "NA" and "null" stay text
+    with pytest.raises(dataio.DataError, match="no sheet 'post' \\(sheets: 说明, posts\\); set data.sheet"):
+        list(dataio.read_rows(path, sheet="post"))
+    # a number where the text belongs: the sheet, the row (Excel's numbering) and the column
+    bad = write_xlsx(tmp_path / "bad.xlsx", {"s": [ROWS[0], {**ROWS[1], "text": 42}]})
+    data = params.parse_section("data", {"path": str(bad)})
+    with pytest.raises(dataio.DataError, match=r"bad.xlsx: sheet 's' row 3: column 'text' must be text"):
+        subsample.run(data, params.parse_section("subsample", {}), tmp_path / "splits")
+    err = write_xlsx(tmp_path / "err.xlsx", {"s": [ROWS[0], {**ROWS[1], "summary": "#DIV/0!"}]})
+    with pytest.raises(dataio.DataError, match=r"sheet 's' row 3, column 'summary': the cell holds a formula error"):
+        list(dataio.read_rows(err))
+    (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(dataio.DataError, match="broken.xlsx: not a readable .xlsx workbook"):
+        list(dataio.read_rows(tmp_path / "broken.xlsx"))
+
+
+def test_xlsx_empty_rows_are_skipped_and_dropped_rows_counted(tmp_path):
+    rows = ROWS + [{"text": "", "summary": "有摘要没正文", "emotion": "x"}] + [ROWS[0]]
+    path = write_xlsx(tmp_path / "d.xlsx", {"s": rows})
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    wb["s"].insert_rows(3)  # a blank row inside the data
+    wb.save(path)
+    stats = subsample.run(params.parse_section("data", {"path": str(path)}),
+                          params.parse_section("subsample", {"max_drop_fraction": 0.9}), tmp_path / "splits")
+    assert stats["rows_read"] == 5 and stats["dropped"]["empty"] == 1 and stats["dropped"]["exact_duplicate"] == 1

@@ -57,3 +57,29 @@ def test_params_yaml_names_every_key():
 
     for section, model in params.SECTIONS.items():
         keys(model, doc[section], f"{section}.")
+
+
+def test_a_bad_value_in_any_section_fails_the_first_stage(tmp_path, monkeypatch):
+    """`evaluate.num_beams: four` used to surface after training; now the subsample stage, the
+    first to run, refuses it in seconds, naming the key, and writes nothing."""
+    import yaml
+
+    from conftest import tiny_params, write_demo_rows
+    from stages import subsample
+
+    monkeypatch.chdir(tmp_path)
+    write_demo_rows(tmp_path / "demo.jsonl", n=30)
+    doc = tiny_params(data={"path": "demo.jsonl"}, evaluate={"num_beams": "four"}, train={"epochs": -1})
+    doc["trian"] = {"epochs": 2}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(params.ParamsError) as e:
+        params.load("data", "subsample")
+    msg = str(e.value)
+    assert "evaluate.num_beams" in msg and "train.epochs" in msg and "trian: unknown section" in msg
+    assert subsample.main() == 1
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+    # the stage's own sections still come back when everything is valid
+    doc = tiny_params(data={"path": "demo.jsonl"})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    data, sub = params.load("data", "subsample")
+    assert data.path == "demo.jsonl" and sub.max_samples == 40

@@ -15,7 +15,8 @@ from stages import cleanup, evaluate, subsample, tokenize, train
 def tokenized(tmp_path_factory):
     d = tmp_path_factory.mktemp("tok")
     src = write_demo_rows(d / "demo.jsonl", n=80)
-    subsample.run(params.parse_section("data", {"path": str(src)}), section("subsample"), d / "splits")
+    subsample.run(params.parse_section("data", {"path": str(src)}), section("subsample"), d / "splits",
+                  fact_columns=["cause", "emotion"])
     stats = tokenize.run(section("model"), section("tokenize"), d / "splits", d / "tokenizer", d / "tokenized")
     return d, stats
 
@@ -115,10 +116,18 @@ def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train.run(section("model"), section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model",
               tmp_path / "live")
-    metrics, preds = evaluate.run(section("evaluate"), tmp_path / "model", d / "tokenized",
-                                  d / "splits" / "test.jsonl")
-    for key in ("rouge1", "rouge2", "rougeL", "word_rougeL", "lead_rougeL", "lead_k", "gen_chars_mean"):
+    metrics, preds, details = evaluate.run(section("evaluate"), tmp_path / "model", d / "tokenized",
+                                           d / "splits" / "test.jsonl", d / "splits" / "train.jsonl")
+    for key in ("rouge1", "rouge2", "rougeL", "word_rougeL", "lead_rougeL", "lead_k", "gen_chars_mean",
+                "constant_rougeL", "rougeL_minus_constant"):
         assert key in metrics
+    # the constant floor is a training summary; fact recall for the model and both floors
+    train_summaries = {json.loads(line)["summary"] for line in open(d / "splits" / "train.jsonl", encoding="utf-8")}
+    assert metrics["constant_summary"] in train_summaries
+    for key in ("fact_recall", "lead_fact_recall", "constant_fact_recall"):
+        assert set(metrics[key]) == {"cause", "emotion", "all"} and all(0 <= v <= 1 for v in metrics[key].values())
+    assert details["emotion"]["label"] and details["emotion"]["rows"] == 6
+    assert preds[0]["facts"].keys() == {"cause", "emotion"}
     assert metrics["examples"] == len(preds) == 6
     # max_new_tokens: auto = the longest training summary, saved with the model by the train stage
     from datasets import load_from_disk
@@ -126,8 +135,8 @@ def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     longest = max(map(len, load_from_disk(str(d / "tokenized"))["train"]["labels"]))
     saved = json.loads((tmp_path / "model" / "generation_config.json").read_text())
     assert saved["max_new_tokens"] == longest
-    auto, _ = evaluate.run(section("evaluate", max_new_tokens="auto"), tmp_path / "model", d / "tokenized",
-                           d / "splits" / "test.jsonl")
+    auto, _, _ = evaluate.run(section("evaluate", max_new_tokens="auto"), tmp_path / "model", d / "tokenized",
+                              d / "splits" / "test.jsonl", d / "splits" / "train.jsonl")
     assert auto["max_new_tokens"] == longest and metrics["max_new_tokens"] == 12  # the tiny config's number
     refs = [json.loads(line)["summary"] for line in open(d / "splits" / "test.jsonl", encoding="utf-8")]
     assert [p["reference"] for p in preds] == refs  # input order kept after length sorting

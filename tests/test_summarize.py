@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from conftest import SHARED_DATA, tiny_section as section, write_demo_rows
+from conftest import SHARED_DATA, tiny_section as section, tiny_tokenized
 from emosum import params, summarize
-from stages import subsample, tokenize, train
+from stages import train
 
 TEXTS = ["今天被老板当众批评了，委屈得想哭。",
          "因为公司突然宣布裁员，我也在名单上，心里一直七上八下。最近天气忽冷忽热。又下雨了，地铁里挤得喘不过气。",
@@ -19,14 +19,11 @@ TEXTS = ["今天被老板当众批评了，委屈得想哭。",
 def model_dir(tmp_path_factory):
     import os
 
-    d = tmp_path_factory.mktemp("sum")
-    src = write_demo_rows(d / "demo.jsonl", n=80)
-    subsample.run(params.parse_section("data", {"path": str(src)}), section("subsample"), d / "splits")
-    tokenize.run(section("model"), section("tokenize"), d / "splits", d / "tok", d / "tokenized")
+    d = tiny_tokenized(tmp_path_factory.mktemp("sum"))
     cwd = os.getcwd()
     os.chdir(d)
     try:
-        train.run(section("model"), section("train"), d / "tok", d / "tokenized", d / "model", None)
+        train.run(section("model"), section("train"), d / "tokenizer", d / "tokenized", d / "model", None)
     finally:
         os.chdir(cwd)
     card = (d / "model" / "README.md").read_text(encoding="utf-8")
