@@ -49,13 +49,13 @@ def bf16_available() -> bool:
 
 
 def pick_precision(requested: str, allow_fp16: bool = False) -> str:
-    """bf16 where the hardware has it, else fp32. Never fp16 for T5 models unless forced:
-    T5's activations overflow fp16's range and the loss turns NaN."""
+    """Validate a forced precision; 'auto' is left to the train stage's measurement. Never fp16 for
+    T5 models unless forced: T5's activations overflow fp16's range and the loss turns NaN."""
     if requested == "fp16" and not allow_fp16:
         raise ValueError("params.yaml: train.precision: fp16 gives NaN loss on T5/mT5 models; "
                          "use bf16 or fp32 (or set train.allow_fp16: true to force it)")
     if requested == "auto":
-        return "bf16" if bf16_available() else "fp32"
+        return "auto"  # measured by the train stage (emosum/precision.py), not guessed
     if requested == "bf16" and not bf16_available():
         raise ValueError("params.yaml: train.precision: bf16 requested but this device has no bf16 "
                          "support; use auto or fp32")

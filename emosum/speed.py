@@ -22,13 +22,22 @@ REFIT_AT = 50     # the fit is redone once on a longer window (transient load, w
 REFIT_S = 60.0    # ... of at least this many seconds
 
 
-def batch_shapes(dataloader) -> list[tuple[int, int, int, int]]:
-    """(batch, source len, target len, real tokens) of every batch of one epoch, collator only."""
-    shapes = []
+def batch_shapes(dataloader, largest: list | None = None) -> list[tuple[int, int, int, int]]:
+    """(batch, source len, target len, real tokens) of every batch of one epoch, collator only.
+    `largest`, if given, receives the batches with the most padded tokens and with the largest
+    attention maps (batch x source length squared): the memory probe's inputs."""
+    shapes, most = [], {}
     for b in dataloader:
         labels = b["labels"]
         real = int(b["attention_mask"].sum()) + int((labels != -100).sum())
-        shapes.append((labels.shape[0], b["input_ids"].shape[1], labels.shape[1], real))
+        shape = (labels.shape[0], b["input_ids"].shape[1], labels.shape[1], real)
+        shapes.append(shape)
+        if largest is not None:
+            for key, size in (("tokens", padded(shape)), ("attention", shape[0] * shape[1] ** 2)):
+                if size > most.get(key, (0, None))[0]:
+                    most[key] = (size, b)
+    if largest is not None:
+        largest.extend({id(b): b for _, b in most.values()}.values())
     return shapes
 
 
@@ -126,7 +135,7 @@ def predict_total(fit: tuple[float, float], shapes, steps_total: int) -> float:
 
 
 def report(model, precision: str, device: str, threads: int, shapes, src_lens, tgt_lens, batch: int,
-           seed: int, grouped: bool, max_source_length: int | None, pruned: bool) -> dict:
+           seed: int, grouped: bool, max_source_length: int | None, pruned: bool, measured: bool = False) -> dict:
     import torch
 
     real = sum(s[3] for s in shapes)
@@ -152,8 +161,9 @@ def report(model, precision: str, device: str, threads: int, shapes, src_lens, t
     if vocab > 64_000 and not pruned:
         warnings.append(f"vocabulary of {vocab:,} ids with pruning off: the output layer is "
                         f"{100 * info['output_layer_flops_share']:.0f}% of the FLOPs; set tokenize.prune_vocab")
-    if precision == "fp32" and device == "cuda" and torch.cuda.is_bf16_supported():
-        warnings.append("this GPU supports bf16 but training runs in fp32; set train.precision: auto")
+    if precision == "fp32" and device == "cuda" and torch.cuda.is_bf16_supported() and not measured:
+        warnings.append("this GPU supports bf16 but training runs in fp32; set train.precision: auto to "
+                        "measure which is faster")
     log.info("speed report: %s on %d threads, %s; vocabulary %d (output layer %.0f%% of FLOPs); "
              "padding waste %.0f%% (%.0f%% with random batches%s)", device, threads, precision, vocab,
              100 * info["output_layer_flops_share"], 100 * info["padding_waste"],

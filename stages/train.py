@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import checkpoints, dataio, hf, launch, params, prune, speed
+from emosum import checkpoints, dataio, hf, launch, memory, params, prune, speed
 from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, step_aligned_dvclive,
                                  timed_trainer, token_mean_loss)
 from emosum.logs import setup_logging
@@ -54,6 +54,36 @@ def fingerprint(model: params.ModelParams, cfg: params.TrainParams, data_dir: Pa
         h.update(f.relative_to(data_dir).as_posix().encode())
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()[:16]
+
+
+def auto_precision(model, train_ds, collator, cfg: params.TrainParams, device: str, world: int, accum: int,
+                   run_dir: Path, resume: str | None) -> tuple[str, dict]:
+    """`precision: auto`: the fastest measured (emosum/precision.py). A resumed run keeps the
+    precision its checkpoints were made in; several processes take the remembered answer for this
+    device (each rank timing on its own could choose differently)."""
+    import math
+
+    from emosum import precision as prec
+
+    if device == "cuda":
+        model.to("cuda")  # where the Trainer puts it: time it there
+    chosen = run_dir / "precision.json"
+    if resume and chosen.is_file():
+        info = json.loads(chosen.read_text(encoding="utf-8"))
+        log.info("precision auto: %s, as the run being resumed chose", info["choice"])
+        return info["choice"], info
+    steps = cfg.max_steps if cfg.max_steps > 0 else \
+        math.ceil(math.ceil(len(train_ds) / (cfg.batch_size * world * accum)) * cfg.epochs)
+    if world > 1:
+        known = prec._cached().get(prec.device_key(model, device, cfg.batch_size))
+        info = {"choice": known or "fp32", "source": "remembered" if known else "fp32 (several processes: not "
+                "measured; a one-process run on this device measures and remembers)", "s_per_pass": {}, "probe_s": 0}
+    else:
+        info = prec.choose(model, prec.probe_batches(train_ds, collator, cfg.batch_size), device, steps,
+                           cfg.batch_size, token_mean_loss)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dataio.write_json(chosen, info)
+    return info["choice"], info
 
 
 def peak_memory_gb() -> float:
@@ -98,12 +128,20 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     log.info("resuming from %s (step %s; same params and data)" % (resume, resume.split("-")[-1]) if resume else
              "starting fresh; checkpoints in %s" % run_dir)
     disk = checkpoints.check_space(run_dir, n_params, cfg.optimizer, keep=SAVE_TOTAL_LIMIT)
+    collator = DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100,
+                                      pad_to_multiple_of=cfg.pad_to_multiple_of)
+    probe_info = None
+    if precision == "auto":
+        precision, probe_info = auto_precision(model, ds["train"], collator, cfg, device, world, accum, run_dir,
+                                               resume)
+    log.info("training in %s", precision)
     args = Seq2SeqTrainingArguments(
         output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
         gradient_accumulation_steps=accum, learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio, lr_scheduler_type=cfg.lr_scheduler,
         optim=cfg.optimizer, bf16=precision == "bf16", fp16=precision == "fp16", seed=cfg.seed,
+        tf32=True if precision == "tf32" else None,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         length_column_name="length",
         eval_strategy="steps" if cfg.eval_steps else "epoch", eval_steps=cfg.eval_steps, save_strategy="steps",
@@ -120,15 +158,16 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     timer = speed.StepTimer()
     trainer = timed_trainer(Seq2SeqTrainer, timer)(
         model=model, args=args, train_dataset=ds["train"], eval_dataset=ds["validation"],
-        data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100,
-                                             pad_to_multiple_of=cfg.pad_to_multiple_of),
+        data_collator=collator,
         processing_class=tok, callbacks=[divergence_guard(cfg.divergence_factor, cfg.divergence_patience),
                                          *callbacks], compute_loss_func=token_mean_loss)
-    shapes = speed.batch_shapes(trainer.get_train_dataloader())
+    biggest: list = []
+    shapes = speed.batch_shapes(trainer.get_train_dataloader(), biggest)
+    mem = memory.predict(model, biggest, precision, device, cfg.optimizer, token_mean_loss)
     label_lens = [len(x) for x in ds["train"]["labels"]]
     info = speed.report(model, precision, device, torch.get_num_threads(), shapes, ds["train"]["length"],
                         label_lens, cfg.batch_size, cfg.seed, cfg.group_by_length, tok.model_max_length,
-                        keep is not None)
+                        keep is not None, measured=probe_info is not None)
     timer.on_ready = lambda fit, steps: predict(info, timer, fit, shapes, steps)
     t0 = time.perf_counter()
     try:
@@ -146,6 +185,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     wall = time.perf_counter() - t0
     info.update(timer.steady(timer.end or time.perf_counter()))
 
+    train_peak = memory.peak_since_probe(device) if mem else None  # the training's peak, against the prediction
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
@@ -173,9 +213,12 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         "tokens_per_s": round(tokens / wall, 1),
         "global_batch_size": cfg.batch_size * accum * world, "processes": world,
         "peak_memory_gb": round(peak_memory_gb(), 3),
+        "memory": {**mem, "actual_peak_gb": round(train_peak / 2 ** 30, 3) if train_peak else None,
+                   "prediction_error": round(mem["predicted_peak_gb"] * 2 ** 30 / train_peak - 1, 3)
+                   if mem.get("predicted_peak_gb") and train_peak else None},
         "parameters": n_params, "parameters_before_pruning": n_params_before,
         "vocab_size": model.config.vocab_size, "max_summary_tokens": model.generation_config.max_new_tokens,
-        "precision": precision, "device": device, "disk": disk,
+        "precision": precision, "precision_probe": probe_info, "device": device, "disk": disk,
         "predicted_train_s": info.get("predicted_train_s"), "actual_train_s": round(wall, 1),
         # only meaningful when the run went the whole way (a callback may stop it early)
         "prediction_error": round(info["predicted_train_s"] / wall - 1, 3)

@@ -65,7 +65,9 @@ def tiny_tokenized(d: Path, n: int = 80, fact_columns=()) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
+def _offline(monkeypatch, tmp_path_factory):
+    # precision auto's remembered answers: per test session, not the user's ~/.cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg_cache"))
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_EVALUATE_OFFLINE"):
         monkeypatch.setenv(var, "1")
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")

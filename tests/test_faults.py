@@ -3,6 +3,7 @@ work since the last intact checkpoint and ends in one message, never a traceback
 import errno
 import logging
 import math
+import shutil
 
 import pytest
 
@@ -74,9 +75,10 @@ def test_divergence_stops_within_a_few_logs_and_writes_no_model(data, tmp_path, 
     real, calls = train.token_mean_loss, []
 
     def injected(outputs, labels, num_items_in_batch=None):
-        calls.append(1)
+        calls.append(num_items_in_batch is not None and outputs["logits"].requires_grad)
+        calls[:] = [c for c in calls if c]  # count training steps only (not evaluation, not the probe)
         loss = real(outputs, labels, num_items_in_batch)
-        if len(calls) >= 3 and outputs["logits"].requires_grad:  # training steps only
+        if len(calls) >= 3 and num_items_in_batch is not None:  # the Trainer's steps (the memory probe passes none)
             return loss * math.nan if kind == "nan" else loss * 100
         return loss
 
@@ -129,3 +131,39 @@ def test_space_check_warns_when_the_scratch_filesystem_is_too_small(tmp_path, mo
     monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda p: usage(10**12, 0, 10**12))
     checkpoints.check_space(tmp_path / "run", 2_000_000, "adamw_torch_fused", keep=2)
     assert "free" not in caplog.text
+
+
+def test_memory_is_predicted_before_training_and_the_probe_changes_nothing(data, tmp_path, monkeypatch, caplog):
+    """The probe runs a forward and backward on the largest batches before the first step; with
+    dropout on (it draws random numbers) the run must still end exactly where a run without the
+    probe ends."""
+    from emosum import memory
+
+    monkeypatch.chdir(tmp_path)
+    model = section("model", scratch={"dropout_rate": 0.3})
+    cfg = section("train", max_steps=4, save_steps=100, logging_steps=1)
+    caplog.set_level(logging.INFO)
+    probed = train.run(model, cfg, data / "tokenizer", data / "tokenized", tmp_path / "m1", None)
+    mem = probed["memory"]
+    assert "memory: predicted peak" in caplog.text
+    assert mem["predicted_peak_gb"] == pytest.approx(
+        mem["before_training_gb"] + mem["forward_backward_gb"] + mem["optimizer_state_gb"], abs=2e-3)
+    # (the forward/backward may add nothing to what the process already holds: the precision probe
+    # before it ran the same passes, and freed memory is reused, not returned)
+    assert mem["forward_backward_gb"] >= 0 and mem["optimizer_state_gb"] > 0 and mem["actual_peak_gb"] > 0
+    assert mem["predicted_peak_gb"] > mem["before_training_gb"]
+    assert mem["prediction_error"] == pytest.approx(mem["predicted_peak_gb"] / mem["actual_peak_gb"] - 1, abs=2e-3)
+    monkeypatch.setattr(memory, "predict", lambda *a, **k: {})
+    shutil.rmtree(tmp_path / ".scratch")  # else it resumes from the first run's last checkpoint
+    plain = train.run(model, cfg, data / "tokenizer", data / "tokenized", tmp_path / "m2", None)
+    assert probed["final_loss"] == plain["final_loss"] and probed["eval_loss"] == plain["eval_loss"]
+
+
+def test_memory_warns_when_the_device_has_too_little(data, tmp_path, monkeypatch, caplog):
+    from emosum import memory
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 10 * 2 ** 20)
+    train.run(section("model"), section("train", max_steps=1), data / "tokenizer", data / "tokenized",
+              tmp_path / "model", None)
+    assert "the run needs about" in caplog.text and "lower train.batch_size" in caplog.text

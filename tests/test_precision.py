@@ -1,0 +1,59 @@
+"""precision: auto times every precision on the run's own batches and trains in the fastest,
+without changing what the run computes; short runs take the remembered answer."""
+import logging
+import shutil
+
+import pytest
+
+from conftest import tiny_section as section, tiny_tokenized
+from emosum import precision
+from stages import train
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tiny_tokenized(tmp_path_factory.mktemp("prec"))
+
+
+@pytest.fixture
+def two_candidates(monkeypatch, tmp_path):
+    # bf16 autocast runs on any CPU (slowly where it has no bf16 units): both are real candidates here
+    monkeypatch.setattr(precision, "candidates", lambda device: ["fp32", "bf16"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+def run(d, tmp_path, name, **over):
+    cfg = section("train", **{"max_steps": 6, "save_steps": 100, "logging_steps": 1, **over})
+    model = section("model", scratch={"dropout_rate": 0.2})  # the probe must restore the random state
+    stats = train.run(model, cfg, d / "tokenizer", d / "tokenized", tmp_path / name, None)
+    shutil.rmtree(tmp_path / ".scratch", ignore_errors=True)
+    return stats
+
+
+def test_auto_measures_trains_in_the_fastest_and_matches_a_forced_run(data, tmp_path, monkeypatch, two_candidates,
+                                                                     caplog):
+    monkeypatch.setattr(precision, "PROBE_SHARE", 1e6)  # a 6-step run may spend what it likes on the probe
+    caplog.set_level(logging.INFO)
+    auto = run(data, tmp_path, "auto", precision="auto")
+    probe = auto["precision_probe"]
+    assert probe["source"] == "measured" and set(probe["s_per_pass"]) == {"fp32", "bf16"}
+    assert probe["choice"] == min(probe["s_per_pass"], key=probe["s_per_pass"].get) == auto["precision"]
+    assert "precision auto: forward+backward" in caplog.text
+    forced = run(data, tmp_path, "forced", precision=auto["precision"])
+    assert forced["precision_probe"] is None
+    assert auto["final_loss"] == forced["final_loss"] and auto["eval_loss"] == forced["eval_loss"]
+
+
+def test_a_run_too_short_for_the_probe_takes_the_remembered_answer(data, tmp_path, monkeypatch, two_candidates,
+                                                                   caplog):
+    monkeypatch.setattr(precision, "PROBE_SHARE", 0.0)
+    caplog.set_level(logging.INFO)
+    first = run(data, tmp_path, "a", precision="auto")
+    assert first["precision"] == "fp32" and "no measurement for this device" in first["precision_probe"]["source"]
+    assert "too short to time every precision" in caplog.text
+    monkeypatch.setattr(precision, "PROBE_SHARE", 1e6)
+    measured = run(data, tmp_path, "b", precision="auto")["precision"]
+    monkeypatch.setattr(precision, "PROBE_SHARE", 0.0)
+    again = run(data, tmp_path, "c", precision="auto")
+    assert again["precision"] == measured and again["precision_probe"]["source"].startswith("the fastest measured")
