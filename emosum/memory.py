@@ -15,6 +15,7 @@ read from the kernel's high-water mark (VmHWM), which the probe resets first thr
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -60,16 +61,33 @@ def optimizer_bytes(model, optimizer: str) -> int:
     return n * (8 if optimizer.startswith("adamw") else 1)
 
 
-def probe(model, batches: list[dict], precision: str, device: str, loss_fn) -> int | None:
-    """Bytes one forward + backward of the largest of `batches` takes above what was in use."""
+@contextlib.contextmanager
+def untouched(model, device: str):
+    """Forward and backward passes that leave no trace: in train mode, then the gradients cleared
+    and the mode and random state (dropout draws from it) as they were, so the run that follows is
+    the run that would have been. Shared by this probe and the precision probe."""
     import torch
 
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if device == "cuda" else None
     was_training = model.training
     model.train()
-    peak = 0
     try:
+        yield
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def probe(model, batches: list[dict], precision: str, device: str, loss_fn) -> int | None:
+    """Bytes one forward + backward of the largest of `batches` takes above what was in use."""
+    import torch
+
+    peak = 0
+    with untouched(model, device):
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
             if device == "cuda":
@@ -87,12 +105,6 @@ def probe(model, batches: list[dict], precision: str, device: str, loss_fn) -> i
             used = (torch.cuda.max_memory_allocated() if device == "cuda" else _status_kb("VmHWM") or 0) - before
             model.zero_grad(set_to_none=True)
             peak = max(peak, used)
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
     return peak
 
 

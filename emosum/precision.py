@@ -94,18 +94,14 @@ def _time(model, batches, device: str, mode: str, loss_fn) -> float:
 
 def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss_fn) -> dict:
     """Time each candidate precision and return {'choice', 's_per_pass', 'source', 'probe_s'}."""
-    import torch
+    from emosum.memory import untouched
 
     modes = candidates(device)
     key = device_key(model, device, batch)
     if len(modes) == 1:
         return {"choice": "fp32", "source": "only fp32 on this device", "s_per_pass": {}, "probe_s": 0.0}
-    cpu_rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if device == "cuda" else None
-    was_training = model.training
-    model.train()
     t0 = time.perf_counter()
-    try:
+    with untouched(model, device):
         # fp32 first: it also tells what the whole probe would cost against the predicted run
         timings = {"fp32": _time(model, batches, device, "fp32", loss_fn)}
         predicted_run = timings["fp32"] * steps
@@ -120,12 +116,6 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
                     "probe_s": round(time.perf_counter() - t0, 2)}
         for mode in modes[1:]:
             timings[mode] = _time(model, batches, device, mode, loss_fn)
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
     choice = min(timings, key=timings.get)
     _remember(key, choice)
     probe_s = time.perf_counter() - t0
