@@ -18,14 +18,15 @@ ROUGE scoring itself is rouge_score's, with the Chinese character tokenizer of e
 from __future__ import annotations
 
 import random
-import unicodedata
 from collections import Counter, defaultdict
+
+from emosum.zh_rouge import zh_rouge
 
 
 def normalize(text: str) -> str:
-    # the same normalisation as the ROUGE tokenizer: SentencePiece maps full-width punctuation
-    # to ASCII (NFKC), so the model's outputs and the data's values are compared after it
-    return unicodedata.normalize("NFKC", str(text)).lower().strip()
+    # the ROUGE tokenizer's normalisation: SentencePiece maps full-width punctuation to ASCII
+    # (NFKC), so the model's outputs and the data's values are compared after it
+    return zh_rouge.normalize(str(text)).strip()
 
 
 def _named(prediction: str, values: set[str]) -> set[str]:
@@ -79,8 +80,6 @@ def best_constant(summaries: list[str], seed: int = 0, candidates: int = 100, re
     most frequent summaries plus a seeded sample of the rest (scoring every pair is quadratic)."""
     from rouge_score import rouge_scorer
 
-    from emosum.zh_rouge.zh_rouge import CharTokenizer
-
     if not summaries:
         return ""
     rng = random.Random(seed)
@@ -91,7 +90,7 @@ def best_constant(summaries: list[str], seed: int = 0, candidates: int = 100, re
     refs = rng.sample(summaries, min(len(summaries), references))
     # rouge_score's own LCS F1 on pre-tokenised text (RougeScorer.score re-tokenises both sides on
     # every call: 12 s for 200 x 200 pairs, 5x the cost; rouge-score is pinned, so the helper is stable)
-    tok = CharTokenizer().tokenize
+    tok = zh_rouge.CharTokenizer().tokenize
     ref_toks = [tok(r) for r in refs]
     mean = {}
     for c in pool:
