@@ -13,12 +13,17 @@ stages, differing only in their params:
   baseline      what transformers' run_summarization.py does by default: fp32, the full
                 vocabulary, AdamW, dynamic padding, random batches (no length grouping)
   emosum        the user's fast mode (one epoch, batch 4) with emosum's settings: pruned
-                vocabulary, precision auto (bf16 where the hardware has it), length-grouped batches
+                vocabulary, precision auto (the fastest measured of fp32, tf32 on CUDA, bf16), length-grouped
+                batches, fused AdamW
   emosum_32000  the same with the vocabulary held at 32,000 rows, about what Chinese text keeps of
                 the real mT5 vocabulary: the stand-in tokenizer uses far fewer ids, which would
                 flatter the headline
+  emosum_compile  emosum with torch.compile, padding to multiples of 16 tokens (few shapes to compile)
+  emosum_graphs   emosum with torch.compile's reduce-overhead mode (CUDA graphs replay a small step's
+                hundreds of kernel launches as one), padding to multiples of 32
 
-tokens/s counts real (non-padding) source + target tokens, over the steps after the first two.
+tokens/s counts real (non-padding) source + target tokens, over the steps after the first two;
+"late it/s" is optimizer steps per second over the second half of the steps run, after compiling.
 The emosum runs plan the whole fast-mode epoch (5,000 samples, batch 4: 1,250 steps) and stop
 after --emosum-steps, so the train stage's own prediction for the full run is printed beside the
 measured s/step. Ends with one JSON line.
@@ -98,8 +103,10 @@ def one(name: str, work: Path, steps: int, args) -> dict:
         tok_over = {"prune_vocab": False}
         train_over = {"precision": "fp32", "optimizer": "adamw_torch", "group_by_length": False,
                       "learning_rate": 5e-5, "warmup_ratio": 0.0}
-    if name == "emosum_compile":
-        train_over = {"torch_compile": True}
+    if name == "emosum_compile":  # torch.compile over length buckets of 16 tokens
+        train_over = {"torch_compile": True, "pad_to_multiple_of": 16}
+    if name == "emosum_graphs":  # the same with CUDA graphs (launch-bound small steps); fewer shapes
+        train_over = {"torch_compile": True, "torch_compile_mode": "reduce-overhead", "pad_to_multiple_of": 32}
     if name == "emosum_fp32":  # to isolate what each knob buys
         train_over = {"precision": "fp32"}
     if name == "emosum_nogroup":
@@ -146,7 +153,13 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=5000)
     ap.add_argument("--work", default=str(ROOT / ".scratch" / "bench_train"))
     ap.add_argument("--configs", default="baseline,emosum,emosum_32000",
-                    help="any of baseline, emosum, emosum_32000, emosum_compile, emosum_fp32, emosum_nogroup")
+                    help="any of baseline, emosum, emosum_32000, emosum_compile, emosum_graphs, emosum_fp32, "
+                         "emosum_nogroup")
+    ap.add_argument("--config-timeout", type=float, default=None,
+                    help="seconds per configuration; one that runs over (or fails) is reported and skipped")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds for the whole benchmark: each configuration gets at most what is left "
+                         "(less a margin for the table), so a lent machine's time limit never cuts the table")
     ap.add_argument("--shape", default="mt5-small", choices=sorted(SHAPES))
     ap.add_argument("--src", type=int, default=128, help="max source tokens")
     ap.add_argument("--tgt", type=int, default=128, help="max target tokens")
@@ -170,10 +183,25 @@ def main() -> None:
     t0 = time.perf_counter()
     prepare(work, args.samples, args.shape, args.long)
     print(f"prepared data and the mt5-small-shaped checkpoint in {time.perf_counter() - t0:.0f}s", flush=True)
-    results = {}
+    results, failed = {}, {}
     for name in args.configs.split(","):
         t = time.perf_counter()
-        subprocess.run([sys.executable, __file__, *sys.argv[1:], "--one", name, "--work", str(work)], check=True)
+        limit = args.config_timeout
+        if args.budget:
+            left = args.budget - (t - t0) - 10  # 10 s for the table
+            if left < 30:
+                failed[name] = "skipped: the --budget was spent"
+                print(f"{name}: {failed[name]}", flush=True)
+                continue
+            limit = min(limit or left, left)
+        # one configuration that fails or hangs (a compile mode on a new GPU) must not cost the others
+        try:
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--one", name, "--work", str(work)], check=True,
+                           timeout=limit)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+            failed[name] = f"{type(e).__name__} after {time.perf_counter() - t:.0f}s"
+            print(f"{name}: FAILED ({failed[name]}); see its log above", flush=True)
+            continue
         results[name] = json.loads((work / f"{name}.json").read_text())
         sp = results[name]["speed"]
         print(f"{name}: done in {time.perf_counter() - t:.0f}s: {sp.get('steady_s_per_step')} s/step, "
@@ -181,15 +209,15 @@ def main() -> None:
               f"{results[name]['precision']}, peak {results[name]['peak_memory_gb']} GB", flush=True)
     print(f"shape {args.shape}, batch {args.batch}, {args.src} + {args.tgt} tokens"
           f"{', full-length batches' if args.long else ''}")
-    print_table(results)
+    print_table(results, failed)
 
 
-def print_table(results: dict) -> None:
+def print_table(results: dict, failed: dict | None = None) -> None:
     base = results.get("baseline")
     # peak GB: the process's peak (loading included); train GB: the peak while training, which the
     # train stage predicts before the first step (pred GB)
     print(f"\n{'config':14} {'vocab':>8} {'precision':>9} {'s/step':>8} {'tokens/s':>9} {'peak GB':>8} "
-          f"{'train GB':>8} {'pred GB':>8} {'pred err':>8} {'x base':>7}")
+          f"{'train GB':>8} {'pred GB':>8} {'pred err':>8} {'x base':>7} {'late it/s':>9}")
     for name, r in results.items():
         sp, mem = r["speed"], r.get("memory") or {}
         ratio = sp["steady_tokens_per_s"] / base["speed"]["steady_tokens_per_s"] if base else float("nan")
@@ -201,7 +229,9 @@ def print_table(results: dict) -> None:
         print(f"{name:14} {r['vocab_size']:>8} {r['precision']:>9} {sp['steady_s_per_step']:>8.3f} "
               f"{sp['steady_tokens_per_s']:>9.1f} {r['peak_memory_gb']:>8.2f} {mem.get('actual_peak_gb') or 0:>8.2f} "
               f"{mem.get('predicted_peak_gb', 0):>8.2f} "
-              f"{'-' if err is None else f'{err:+.0%}':>8} {ratio:>7.2f}")
+              f"{'-' if err is None else f'{err:+.0%}':>8} {ratio:>7.2f} "
+              f"{1 / sp['late_s_per_step'] if sp.get('late_s_per_step') else float('nan'):>9.1f}")
+    # late it/s: optimizer steps per second over the second half of the steps run (compiling done)
     for name in ("emosum", "emosum_32000"):
         if name in results and results[name]["speed"].get("predicted_train_s"):
             sp = results[name]["speed"]
@@ -214,6 +244,10 @@ def print_table(results: dict) -> None:
     line = {f"{n}_memory_prediction_error": r["memory"]["prediction_error"] for n, r in results.items()
             if (r.get("memory") or {}).get("prediction_error") is not None}
     line.update({f"{n}_precision": r["precision"] for n, r in results.items()})
+    line.update({f"{n}_s_per_step": r["speed"]["steady_s_per_step"] for n, r in results.items()})
+    line.update({f"{n}_late_it_per_s": round(1 / r["speed"]["late_s_per_step"], 2) for n, r in results.items()
+                 if r["speed"].get("late_s_per_step")})
+    line.update({f"{n}_failed": why for n, why in (failed or {}).items()})
     line.update({f"{n}_precision_s_per_pass": r["precision_probe"]["s_per_pass"] for n, r in results.items()
                  if (r.get("precision_probe") or {}).get("s_per_pass")})
     if base:

@@ -111,3 +111,13 @@ def check_space(run_dir: Path, n_params: int, optimizer: str, keep: int) -> dict
                     need / 1e6, run_dir, keep + 1, size_bytes(n_params, optimizer) / 1e6, free / 1e6)
     return {"checkpoint_mb": round(size_bytes(n_params, optimizer) / 1e6, 1), "checkpoints_need_mb": round(need / 1e6, 1),
             "scratch_free_mb": round(free / 1e6, 1)}
+
+
+def no_space_message(e: OSError, run_dir: Path, step: int, disk: dict, keep: int) -> str:
+    """What a full disk at a checkpoint save tells the user (disk: check_space's figures)."""
+    last = newest_intact(run_dir)
+    return (f"no space left on the device while writing {e.filename or run_dir} at step {step}: a checkpoint "
+            f"takes about {disk['checkpoint_mb']:.0f} MB and {keep + 1} may exist at once "
+            f"({disk['checkpoints_need_mb']:.0f} MB; {shutil.disk_usage(run_dir).free / 1e6:.0f} MB free now). "
+            f"Free space on that filesystem and rerun `dvc repro`: it resumes from "
+            f"{last or 'the start (no intact checkpoint yet)'}.")

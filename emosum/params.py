@@ -105,6 +105,9 @@ class TrainParams(Section):
     group_by_length: bool = True
     pad_to_multiple_of: Optional[int] = Field(None, ge=1, description="e.g. 8 for tensor cores on GPU")
     torch_compile: bool = False
+    # torch.compile's mode when torch_compile is on; reduce-overhead replays CUDA graphs (one per
+    # padded shape: pair it with pad_to_multiple_of so the shapes are few)
+    torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
     seed: int = 42
     save_steps: int = Field(200, ge=1)
     logging_steps: int = Field(25, ge=1)

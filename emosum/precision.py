@@ -31,12 +31,26 @@ def cache_file() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emosum" / "precision.json"
 
 
-def device_key(model, device: str, batch: int) -> str:
+def _cpu_name() -> str:
+    # platform.processor() is empty on most Linux systems; machines of one kind here differ in bf16
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     import platform
 
+    return platform.machine()
+
+
+def device_key(model, device: str, batch: int) -> str:
     import torch
 
-    name = torch.cuda.get_device_name() if device == "cuda" else (platform.processor() or platform.machine())
+    from emosum import hf
+
+    name = torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
+    name += ", bf16" if hf.bf16_available() else ", no bf16"
     c = model.config
     return (f"{device}:{name}:{torch.get_num_threads()}t|torch {torch.__version__}|d{c.d_model} "
             f"{c.num_layers}+{c.num_decoder_layers} v{c.vocab_size}|batch {batch}")
@@ -107,7 +121,7 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
         predicted_run = timings["fp32"] * steps
         probe_cost = timings["fp32"] * (1 + TIMED) * len(batches) * len(modes)
         if probe_cost > PROBE_SHARE * predicted_run:
-            known = _cached().get(key)
+            known = remembered(key)
             choice, source = (known, "the fastest measured before on this device") if known else \
                 ("fp32", "no measurement for this device yet: fp32, never far off")
             log.info("precision auto: the run is too short to time every precision within %.0f%% of it "
@@ -125,6 +139,41 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
              100 * probe_s / max(1e-9, predicted_run))
     return {"choice": choice, "source": "measured", "s_per_pass": {m: round(t, 4) for m, t in timings.items()},
             "probe_s": round(probe_s, 2)}
+
+
+def for_run(model, train_ds, collator, cfg, device: str, world: int, accum: int, run_dir: Path,
+            resume: str | None, loss_fn) -> tuple[str, dict]:
+    """The train stage's `precision: auto`: (choice, what metrics/train.json records). A resumed run
+    keeps the precision its checkpoints were made in (saved in run_dir); several processes take the
+    remembered answer for this device (each rank timing on its own could choose differently)."""
+    import math
+
+    from emosum import dataio
+
+    if device == "cuda":
+        model.to("cuda")  # where the Trainer puts it: time it there
+    chosen = run_dir / "precision.json"
+    if resume and chosen.is_file():
+        info = json.loads(chosen.read_text(encoding="utf-8"))
+        log.info("precision auto: %s, as the run being resumed chose", info["choice"])
+        return info["choice"], info
+    steps = cfg.max_steps if cfg.max_steps > 0 else \
+        math.ceil(math.ceil(len(train_ds) / (cfg.batch_size * world * accum)) * cfg.epochs)
+    if world > 1:
+        known = remembered(device_key(model, device, cfg.batch_size))
+        info = {"choice": known or "fp32", "source": "remembered" if known else "fp32 (several processes: not "
+                "measured; a one-process run on this device measures and remembers)", "s_per_pass": {}, "probe_s": 0}
+    else:
+        info = choose(model, probe_batches(train_ds, collator, cfg.batch_size), device, steps, cfg.batch_size,
+                      loss_fn)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dataio.write_json(chosen, info)
+    return info["choice"], info
+
+
+def remembered(key: str) -> str | None:
+    """The fastest precision measured before for this device key, if any."""
+    return _cached().get(key)
 
 
 def _cached() -> dict:

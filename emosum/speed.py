@@ -79,11 +79,21 @@ class StepTimer:
         self.on_ready = lambda fit, steps: None
         self.refitted = False
 
-    def record(self, inputs, sync) -> None:
-        sync()
+    def record(self, inputs) -> None:
+        """No host sync here: on a GPU a step at batch 4 is launch-bound, and waiting for the device
+        every step would idle it while the next step's kernels are queued. Start-to-start times of
+        queued steps still sum to the wall time; the caller syncs once where a window closes. The
+        real-token count stays a device tensor until it is read."""
         self.starts.append(time.perf_counter())
         self.tokens.append(inputs["input_ids"].numel() + inputs["labels"].numel())
-        self.real.append(int(inputs["attention_mask"].sum()) + int((inputs["labels"] != -100).sum()))
+        self.real.append(inputs["attention_mask"].sum() + (inputs["labels"] != -100).sum())
+
+    def real_tokens(self, start: int = 0) -> int:
+        """Real (non-padding) tokens of the steps from `start` on (one host sync)."""
+        import torch
+
+        return int(torch.stack([t.to(self.real[start].device) for t in self.real[start:]]).sum()) \
+            if len(self.real) > start else 0
 
     def steady(self, end: float) -> dict:
         """s/step and real tokens/s after the first WARMUP_SKIP steps, up to `end` (a clock time);
@@ -94,7 +104,10 @@ class StepTimer:
         times = self.starts[WARMUP_SKIP:] + [end]
         span = times[-1] - times[0]
         out = {"steady_steps": n - WARMUP_SKIP, "steady_s_per_step": round(span / (n - WARMUP_SKIP), 4),
-               "steady_tokens_per_s": round(sum(self.real[WARMUP_SKIP:]) / span, 1)}
+               "steady_tokens_per_s": round(self.real_tokens(WARMUP_SKIP) / span, 1)}
+        half = n // 2  # the second half alone: a compiled run's first steps also pay for compiling
+        if n - half >= 2:
+            out["late_s_per_step"] = round((times[-1] - self.starts[half]) / (n - half), 4)
         if self.fit:
             a, b = self.fit
             out["prediction_check"] = {"steps": n - WARMUP_SKIP, "actual_s": round(span, 2), "predicted_s":

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from emosum import checkpoints, dataio, hf, launch, memory, params, prune, speed
+from emosum import precision as prec
 from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, step_aligned_dvclive,
                                  timed_trainer, token_mean_loss)
 from emosum.logs import setup_logging
@@ -54,36 +55,6 @@ def fingerprint(model: params.ModelParams, cfg: params.TrainParams, data_dir: Pa
         h.update(f.relative_to(data_dir).as_posix().encode())
         h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()[:16]
-
-
-def auto_precision(model, train_ds, collator, cfg: params.TrainParams, device: str, world: int, accum: int,
-                   run_dir: Path, resume: str | None) -> tuple[str, dict]:
-    """`precision: auto`: the fastest measured (emosum/precision.py). A resumed run keeps the
-    precision its checkpoints were made in; several processes take the remembered answer for this
-    device (each rank timing on its own could choose differently)."""
-    import math
-
-    from emosum import precision as prec
-
-    if device == "cuda":
-        model.to("cuda")  # where the Trainer puts it: time it there
-    chosen = run_dir / "precision.json"
-    if resume and chosen.is_file():
-        info = json.loads(chosen.read_text(encoding="utf-8"))
-        log.info("precision auto: %s, as the run being resumed chose", info["choice"])
-        return info["choice"], info
-    steps = cfg.max_steps if cfg.max_steps > 0 else \
-        math.ceil(math.ceil(len(train_ds) / (cfg.batch_size * world * accum)) * cfg.epochs)
-    if world > 1:
-        known = prec._cached().get(prec.device_key(model, device, cfg.batch_size))
-        info = {"choice": known or "fp32", "source": "remembered" if known else "fp32 (several processes: not "
-                "measured; a one-process run on this device measures and remembers)", "s_per_pass": {}, "probe_s": 0}
-    else:
-        info = prec.choose(model, prec.probe_batches(train_ds, collator, cfg.batch_size), device, steps,
-                           cfg.batch_size, token_mean_loss)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dataio.write_json(chosen, info)
-    return info["choice"], info
 
 
 def peak_memory_gb() -> float:
@@ -132,8 +103,8 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
                                       pad_to_multiple_of=cfg.pad_to_multiple_of)
     probe_info = None
     if precision == "auto":
-        precision, probe_info = auto_precision(model, ds["train"], collator, cfg, device, world, accum, run_dir,
-                                               resume)
+        precision, probe_info = prec.for_run(model, ds["train"], collator, cfg, device, world, accum, run_dir,
+                                             resume, token_mean_loss)
     log.info("training in %s", precision)
     args = Seq2SeqTrainingArguments(
         output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
@@ -148,6 +119,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         save_steps=cfg.save_steps, save_total_limit=SAVE_TOTAL_LIMIT, logging_steps=cfg.logging_steps,
         logging_nan_inf_filter=False,  # a NaN loss must reach the divergence guard, not be averaged away
         logging_first_step=True, report_to="none", use_cpu=device == "cpu", torch_compile=cfg.torch_compile,
+        torch_compile_mode=cfg.torch_compile_mode if cfg.torch_compile else None,
         dataloader_num_workers=0, remove_unused_columns=True)
     if live_dir is not None and main_rank:  # one writer: rank 0
         from dvclive import Live
@@ -175,13 +147,8 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
-        last = checkpoints.newest_intact(run_dir)
-        raise TrainingStopped(
-            f"no space left on the device while writing {e.filename or run_dir} at step {trainer.state.global_step}: "
-            f"a checkpoint takes about {disk['checkpoint_mb']:.0f} MB and {SAVE_TOTAL_LIMIT + 1} may exist at once "
-            f"({disk['checkpoints_need_mb']:.0f} MB; {checkpoints.shutil.disk_usage(run_dir).free / 1e6:.0f} MB free "
-            f"now). Free space on that filesystem and rerun `dvc repro`: it resumes from "
-            f"{last or 'the start (no intact checkpoint yet)'}.") from None
+        raise TrainingStopped(checkpoints.no_space_message(e, run_dir, trainer.state.global_step, disk,
+                                                           SAVE_TOTAL_LIMIT)) from None
     wall = time.perf_counter() - t0
     info.update(timer.steady(timer.end or time.perf_counter()))
 
@@ -199,7 +166,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
                                                       state.global_step, losses, evals), encoding="utf-8")
     train = ds["train"]
     samples = state.global_step * cfg.batch_size * accum * world
-    tokens = sum(timer.real) * world  # real (non-padding) tokens this run, all ranks alike
+    tokens = timer.real_tokens() * world  # real (non-padding) tokens this run, all ranks alike
     steps_run = state.global_step - (int(Path(resume).name.split("-")[1]) if resume else 0)
     stats = {
         "final_loss": round(losses[-1], 4) if losses else None,

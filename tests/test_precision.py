@@ -57,3 +57,26 @@ def test_a_run_too_short_for_the_probe_takes_the_remembered_answer(data, tmp_pat
     monkeypatch.setattr(precision, "PROBE_SHARE", 0.0)
     again = run(data, tmp_path, "c", precision="auto")
     assert again["precision"] == measured and again["precision_probe"]["source"].startswith("the fastest measured")
+
+
+def test_remembered_answers_tell_cpus_apart(monkeypatch):
+    """Machines of one kind differ in bf16 units: the key names the CPU model and whether bf16 is
+    there (platform.processor(), used before, is empty on Linux)."""
+    from pathlib import Path
+
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    from emosum import hf
+
+    model = MT5ForConditionalGeneration(MT5Config(vocab_size=100, d_model=16, d_ff=32, d_kv=8, num_heads=2,
+                                                  num_layers=1))
+    keys = {}
+    for bf16 in (True, False):
+        monkeypatch.setattr(hf, "bf16_available", lambda bf16=bf16: bf16)
+        keys[bf16] = precision.device_key(model, "cpu", 4)
+    assert keys[True] != keys[False]
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        name = next(line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name"))
+        assert name in keys[True]
