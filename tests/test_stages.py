@@ -142,6 +142,23 @@ def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     assert [p["reference"] for p in preds] == refs  # input order kept after length sorting
 
 
+def test_evaluate_without_fact_columns(tokenized, tmp_path, monkeypatch):
+    """Real sets (CSL, VCSum) have no cause or emotion column: `fact_columns: []` scores ROUGE and
+    its floors only (it raised KeyError 'facts' after the whole training, on the README's CSL command)."""
+    d, _ = tokenized
+    monkeypatch.chdir(tmp_path)
+    train.run(section("model"), section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model", None)
+    for split in ("train", "test"):  # the splits as subsample writes them with no fact columns
+        rows = [json.loads(line) for line in open(d / "splits" / f"{split}.jsonl", encoding="utf-8")]
+        (tmp_path / f"{split}.jsonl").write_text("".join(
+            json.dumps({k: v for k, v in r.items() if k != "facts"}, ensure_ascii=False) + "\n" for r in rows),
+            encoding="utf-8")
+    metrics, preds, details = evaluate.run(section("evaluate", fact_columns=[]), tmp_path / "model",
+                                           d / "tokenized", tmp_path / "test.jsonl", tmp_path / "train.jsonl")
+    assert metrics["examples"] == len(preds) == 6 and "lead_rougeL" in metrics and "constant_rougeL" in metrics
+    assert "fact_recall" not in metrics and details == {} and "facts" not in preds[0]
+
+
 def test_batched_generation_matches_per_example(tokenized, tmp_path, monkeypatch):
     from datasets import load_from_disk
     from transformers import AutoTokenizer
