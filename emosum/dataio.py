@@ -188,6 +188,15 @@ def write_json(path: PathLike, obj) -> None:
                        encoding="utf-8")
 
 
+def write_metrics(path: PathLike, obj) -> None:
+    """A file dvc.yaml declares as metrics: JSON with non-ASCII characters escaped. DVC refuses a
+    metrics file as 'binary' when over 30% of its first bytes are not ASCII text, which Chinese in
+    UTF-8 (3 bytes a character) reaches quickly: a VCSum run's 430-byte constant summary near the
+    top of eval.json failed `dvc repro` after training. The values read back the same."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, ensure_ascii=True, indent=2, sort_keys=False) + "\n", encoding="ascii")
+
+
 def write_jsonl(path: PathLike, rows) -> int:
     n = 0
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:

@@ -70,7 +70,7 @@ def main() -> int:
         return 1
     log.info("freed %.1f MB; model %.1f MB on disk; DVC cache %.1f MB", stats["bytes_freed"] / 1e6,
              stats["model_bytes"] / 1e6, stats["dvc_cache_bytes"] / 1e6)
-    dataio.write_json("metrics/cleanup.json", stats)
+    dataio.write_metrics("metrics/cleanup.json", stats)
     return 0
 
 

@@ -165,7 +165,7 @@ def main() -> int:
     # one point per run for the quality-vs-cost plot that `dvc plots diff` draws across experiments
     train = json.loads(Path("metrics/train.json").read_text(encoding="utf-8"))
     dataio.write_json("metrics/quality_cost.json", [{"train_wall_s": train["wall_s"], "rougeL": metrics["rougeL"]}])
-    dataio.write_json("metrics/eval.json", metrics)
+    dataio.write_metrics("metrics/eval.json", metrics)
     return 0
 
 

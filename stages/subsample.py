@@ -213,7 +213,7 @@ def main() -> int:
         log.error("%s", e)
         return 1
     stats["seconds"] = round(time.perf_counter() - t0, 2)
-    dataio.write_json("metrics/subsample.json", stats)
+    dataio.write_metrics("metrics/subsample.json", stats)
     return 0
 
 

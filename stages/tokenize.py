@@ -165,7 +165,7 @@ def main() -> int:
         log.error("%s", e)
         return 1
     stats["seconds"] = round(time.perf_counter() - t0, 2)
-    dataio.write_json("metrics/tokenize.json", stats)
+    dataio.write_metrics("metrics/tokenize.json", stats)
     return 0
 
 

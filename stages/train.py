@@ -213,7 +213,7 @@ def main() -> int:
         log.error("%s", e)
         return 1
     if launch.is_main_process():
-        dataio.write_json("metrics/train.json", stats)
+        dataio.write_metrics("metrics/train.json", stats)
     return 0
 
 

@@ -217,3 +217,20 @@ def test_xlsx_empty_rows_are_skipped_and_dropped_rows_counted(tmp_path):
     stats = subsample.run(params.parse_section("data", {"path": str(path)}),
                           params.parse_section("subsample", {"max_drop_fraction": 0.9}), tmp_path / "splits")
     assert stats["rows_read"] == 5 and stats["dropped"]["empty"] == 1 and stats["dropped"]["exact_duplicate"] == 1
+
+
+def test_metrics_files_stay_text_to_dvc(tmp_path):
+    """DVC refuses a metrics file whose first 512 bytes are over 30% non-ASCII as binary: a VCSum
+    run's Chinese constant summary in eval.json did that after training. write_metrics escapes it."""
+    import json
+
+    from dvc_data.hashfile.istextfile import DEFAULT_CHUNK_SIZE, istextblock
+
+    from emosum import dataio
+
+    obj = {"constant_summary": "赵老师从教与学角度来谈如何保证这个教育不跑偏。" * 10, "rougeL": 5.5}
+    dataio.write_json(tmp_path / "plain.json", obj)
+    assert not istextblock((tmp_path / "plain.json").read_bytes()[:DEFAULT_CHUNK_SIZE])  # what DVC refused
+    dataio.write_metrics(tmp_path / "eval.json", obj)
+    assert istextblock((tmp_path / "eval.json").read_bytes()[:DEFAULT_CHUNK_SIZE])
+    assert json.loads((tmp_path / "eval.json").read_text(encoding="utf-8")) == obj
