@@ -23,7 +23,8 @@ python3 -c "import torch, transformers, datasets, pydantic, pyarrow; print('torc
 timeout 375 python3 bench/train_speed.py --steps 40 --emosum-steps 400 --config-timeout 170 --budget 360 \
   --configs baseline,emosum,emosum_graphs,emosum_compile \
   --work /tmp/bench_fast 2>&1 | tee $OUT/fast.log | grep -v "it/s]" | tail -40
-# full config: mt5-base shape, batch 2, 1024 + 512, every batch full length
+# full config: mt5-base shape, batch 2, 1024 + 512, every batch full length; the emosum run plans
+# 10 epochs of the 400 samples (2,000 steps, like a real full run: enough for the precision probe)
 timeout 160 python3 bench/train_speed.py --shape mt5-base --src 1024 --tgt 512 --batch 2 --long --samples 400 \
-  --steps 20 --emosum-steps 30 --budget 150 --configs baseline,emosum_32000 --work /tmp/bench_full 2>&1 \
+  --steps 20 --emosum-steps 30 --epochs 10 --budget 150 --configs baseline,emosum_32000 --work /tmp/bench_full 2>&1 \
   | tee $OUT/full.log | grep -v "it/s]" | tail -30

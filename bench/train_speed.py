@@ -114,7 +114,7 @@ def one(name: str, work: Path, steps: int, args) -> dict:
     if name != "baseline":
         # the user's fast mode: one epoch, precision auto (params.yaml's demo preset trains a small
         # scratch model for 8 epochs in fp32; its knobs are not the mt5-small fast mode's)
-        train_over = {"epochs": 1, "precision": "auto", **train_over}
+        train_over = {"epochs": args.epochs, "precision": "auto", **train_over}
         for item in args.override or []:  # --override train.optimizer=adamw_torch_fused
             key, _, val = item.partition("=")
             section, _, field = key.partition(".")
@@ -164,6 +164,9 @@ def main() -> None:
     ap.add_argument("--src", type=int, default=128, help="max source tokens")
     ap.add_argument("--tgt", type=int, default=128, help="max target tokens")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--epochs", type=float, default=1,
+                    help="epochs the emosum runs plan (they stop after --emosum-steps): a plan of fewer "
+                         "steps than precision auto's probe needs takes fp32 or the remembered answer")
     ap.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE",
                     help="train.* or tokenize.* params for the emosum configs (repeatable)")
     ap.add_argument("--long", action="store_true", help="inputs and summaries past the limits: full-length batches")
