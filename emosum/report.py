@@ -1,6 +1,6 @@
 """Compare runs: quality against cost, from the metrics files DVC tracked for each run.
 
-    emosum-report                      # the workspace and every experiment in `dvc exp show`
+    emosum-report                      # the workspace, HEAD and every experiment (dvc exp show -A)
     emosum-report fast-demo full-demo  # named experiments, branches, tags or commits
     emosum-report --fast fast-demo --full full-demo
 
@@ -51,19 +51,27 @@ def collect(cwd: Path = Path(".")) -> list[dict]:
                          text=True, check=True).stdout
     runs = []
 
-    def add(name, rev):
+    def add(name, rev, listed=True):
         data = rev.get("data") or {}
         metrics = {f: (m or {}).get("data", {}) for f, m in (data.get("metrics") or {}).items()}
         if "metrics/eval.json" not in metrics:
             return
         params = _flat(((data.get("params") or {}).get("params.yaml") or {}).get("data", {}))
-        runs.append({"name": name, "params": params, "metrics": metrics})
+        runs.append({"name": name, "params": params, "metrics": metrics, "listed": listed})
 
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True).stdout.strip()
     for base in json.loads(out):
-        add(base.get("name") or base["rev"][:7], base)
+        # a commit other than HEAD is listed only when named: every commit of a long history
+        # repeats the same recipe
+        rev = base["rev"]
+        add(base.get("name") or (rev if rev == "workspace" else rev[:7]), base, listed=rev in ("workspace", head))
         for exp in base.get("experiments") or []:
             for rev in (exp.get("revs") or [])[:1]:  # the newest record of each experiment
                 add(exp.get("name") or rev.get("name") or rev["rev"][:7], rev)
+    # a workspace with nothing uncommitted is HEAD's run again: one row, under HEAD's name
+    if len(runs) > 1 and runs[0]["name"] == "workspace" and \
+            (runs[0]["params"], runs[0]["metrics"]) == (runs[1]["params"], runs[1]["metrics"]):
+        runs.pop(0)
     return runs
 
 
@@ -84,6 +92,25 @@ def differing(runs: list[dict]) -> list[str]:
     return [k for k in keys if len({json.dumps(r["params"].get(k)) for r in runs}) > 1]
 
 
+def test_set_difference(a: dict, b: dict) -> list[str]:
+    """The params that make two runs' test sets differ: every `data.*` and `subsample.*` key but
+    `subsample.max_samples`, which caps the training split only. Keys one run lacks (made before
+    the key existed) are not counted."""
+    keys = sorted(k for k in set(a["params"]) & set(b["params"])
+                  if k.split(".")[0] in ("data", "subsample") and k != "subsample.max_samples")
+    return [k for k in keys if json.dumps(a["params"][k]) != json.dumps(b["params"][k])]
+
+
+def pick(runs: list[dict], fast_name: str | None = None, full_name: str | None = None) -> tuple[dict, dict]:
+    """The fast and the full run: as named, else the slowest to train and the quickest scored on
+    the same test set (ROUGE on different data says nothing about the recipe)."""
+    by = {r["name"]: r for r in runs}
+    timed = sorted(runs, key=lambda r: value(r, "metrics/train.json", "wall_s"))
+    full = by.get(full_name) or timed[-1]
+    fast = by.get(fast_name) or next(r for r in timed if not test_set_difference(r, full))
+    return fast, full
+
+
 def share(a, b) -> str:
     """a as a percentage of b; 'n/a' where b is zero (a model that scored nothing)."""
     return f"{100 * a / b:.1f}%" if a is not None and b else "n/a"
@@ -101,11 +128,12 @@ def markdown(runs: list[dict], fast: dict, full: dict) -> str:
     keys = differing(runs)
     columns = COLUMNS[:6] + fact_columns(runs) + COLUMNS[6:]
     lines = ["# emosum: fast vs full", "",
-             "Character-level ROUGE F1 x100 on the test split (the same test set for every run) beside two",
-             "floors: the lead-k (the input's first k characters) and the best constant summary (one training",
-             "summary written for every input); fact recall (the share of summaries stating the row's value,",
-             "naming no other) for the model and both floors; training cost. Read from each run's metrics",
-             "files by `emosum-report`.", ""]
+             "Character-level ROUGE F1 x100 on each run's test split beside two floors: the lead-k (the",
+             "input's first k characters) and the best constant summary (one training summary written for",
+             "every input); fact recall (the share of summaries stating the row's value, naming no other)",
+             "for the model and both floors; training cost. Runs on other data are listed, and compared only",
+             "with runs scored on the same test set. Read from each run's metrics files by `emosum-report`.",
+             ""]
     head = ["run", "params that differ"] + [c[0] for c in columns]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
@@ -113,7 +141,12 @@ def markdown(runs: list[dict], fast: dict, full: dict) -> str:
         cells = [fmt.format(v) if (v := value(r, f, k)) is not None else "-" for _, f, k, fmt in columns]
         lines.append(f"| {r['name']} | {ps} | " + " | ".join(cells) + " |")
     lines.append("")
-    if fast is not full:
+    differ = test_set_difference(fast, full)
+    if differ:
+        lines += [f"**{fast['name']}** and **{full['name']}** were scored on different test sets ("
+                  + ", ".join(f"{k}: {fast['params'][k]} vs {full['params'][k]}" for k in differ)
+                  + "): their scores are not compared.", ""]
+    elif fast is not full:
         q = share(value(fast, "metrics/eval.json", "rougeL"), value(full, "metrics/eval.json", "rougeL"))
         w = share(value(fast, "metrics/eval.json", "word_rougeL"), value(full, "metrics/eval.json", "word_rougeL"))
         t = value(full, "metrics/train.json", "wall_s") / value(fast, "metrics/train.json", "wall_s")
@@ -163,25 +196,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="emosum-report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="*", help="experiment names or revisions (default: all)")
-    ap.add_argument("--fast", help="the fast run (default: the quickest to train)")
+    ap.add_argument("--fast", help="the fast run (default: the quickest to train on the full run's test set)")
     ap.add_argument("--full", help="the full run (default: the slowest to train)")
     ap.add_argument("--out", default="metrics/report.md")
     args = ap.parse_args(argv)
     runs = collect()
-    if args.runs:
-        by = {r["name"]: r for r in runs}
-        missing = [n for n in args.runs if n not in by]
-        if missing:
-            print(f"emosum-report: no run named {', '.join(missing)}; known: {', '.join(by)}", file=sys.stderr)
-            return 1
-        runs = [by[n] for n in args.runs]
+    by = {r["name"]: r for r in runs}
+    named = list(args.runs) + [n for n in (args.fast, args.full) if n and n not in args.runs]
+    missing = [n for n in named if n not in by]
+    if missing:
+        print(f"emosum-report: no run named {', '.join(missing)}; known: {', '.join(by)}", file=sys.stderr)
+        return 1
+    runs = [by[n] for n in args.runs] if args.runs else \
+        [r for r in runs if r["listed"]] + [by[n] for n in named if not by[n]["listed"]]
     runs = [r for r in runs if value(r, "metrics/train.json", "wall_s")]
     if not runs:
         print("emosum-report: no run with metrics yet; run `dvc repro` or `dvc exp run` first", file=sys.stderr)
         return 1
-    by = {r["name"]: r for r in runs}
-    timed = sorted(runs, key=lambda r: value(r, "metrics/train.json", "wall_s"))
-    fast, full = by.get(args.fast, timed[0]), by.get(args.full, timed[-1])
+    fast, full = pick(runs, args.fast, args.full)
     out = Path(args.out)
     with dataio.atomic_path(out.with_suffix(".png")) as tmp:
         plot(runs, tmp.with_suffix(".png"))
