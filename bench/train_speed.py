@@ -112,8 +112,8 @@ def one(name: str, work: Path, steps: int, args) -> dict:
     if name == "emosum_nogroup":
         train_over = {"group_by_length": False}
     if name != "baseline":
-        # the user's fast mode: one epoch, precision auto (params.yaml's demo preset trains a small
-        # scratch model for 8 epochs in fp32; its knobs are not the mt5-small fast mode's)
+        # the user's fast mode: one epoch (--epochs), precision auto (params.yaml's demo preset
+        # trains a small scratch model for 8 epochs at batch 32: not the mt5-small fast mode's knobs)
         train_over = {"epochs": args.epochs, "precision": "auto", **train_over}
         for item in args.override or []:  # --override train.optimizer=adamw_torch_fused
             key, _, val = item.partition("=")

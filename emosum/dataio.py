@@ -182,9 +182,9 @@ def atomic_path(path: PathLike, is_dir: bool = False):
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
 
 
-def write_json(path: PathLike, obj) -> None:
+def write_json(path: PathLike, obj, ensure_ascii: bool = False) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False) + "\n",
+        tmp.write_text(json.dumps(obj, ensure_ascii=ensure_ascii, indent=2, sort_keys=False) + "\n",
                        encoding="utf-8")
 
 
@@ -193,8 +193,7 @@ def write_metrics(path: PathLike, obj) -> None:
     metrics file as 'binary' when over 30% of its first bytes are not ASCII text, which Chinese in
     UTF-8 (3 bytes a character) reaches quickly: a VCSum run's 430-byte constant summary near the
     top of eval.json failed `dvc repro` after training. The values read back the same."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, ensure_ascii=True, indent=2, sort_keys=False) + "\n", encoding="ascii")
+    write_json(path, obj, ensure_ascii=True)
 
 
 def write_jsonl(path: PathLike, rows) -> int:

@@ -82,6 +82,17 @@ def untouched(model, device: str):
             torch.cuda.set_rng_state_all(cuda_rng)
 
 
+def forward_backward(model, batch: dict, device: str, precision: str, loss_fn) -> None:
+    """One training forward and backward of `batch` (on `device`), bf16 autocast if asked; the
+    gradients stay for the caller to read or clear. Shared by this probe and the precision probe."""
+    import torch
+
+    with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = model(**{k: v for k, v in batch.items() if k != "labels"}, labels=batch["labels"])
+        loss = loss_fn(out, batch["labels"])
+    loss.backward()
+
+
 def probe(model, batches: list[dict], precision: str, device: str, loss_fn) -> int | None:
     """Bytes one forward + backward of the largest of `batches` takes above what was in use."""
     import torch
@@ -98,10 +109,7 @@ def probe(model, batches: list[dict], precision: str, device: str, loss_fn) -> i
                 if not _reset_high_water():
                     return None
                 before = _status_kb("VmRSS") or 0
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = model(**{k: v for k, v in batch.items() if k != "labels"}, labels=batch["labels"])
-                loss = loss_fn(out, batch["labels"])
-            loss.backward()
+            forward_backward(model, batch, device, precision, loss_fn)
             used = (torch.cuda.max_memory_allocated() if device == "cuda" else _status_kb("VmHWM") or 0) - before
             model.zero_grad(set_to_none=True)
             peak = max(peak, used)

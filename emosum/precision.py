@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 log = logging.getLogger("emosum.train")
-PROBE_SHARE = 0.02   # of the predicted training time
+PROBE_SHARE = 0.02   # the probe's passes, at most this share of the run's steps
 TIMED = 3            # timed passes per batch and precision (the best counts), after one untimed warm-up pass
 MARGIN = 0.05        # another precision must beat fp32 by this share to be chosen
 
@@ -82,6 +82,8 @@ def _pass(model, batch: dict, device: str, mode: str, loss_fn) -> float:
     """Seconds of one forward + backward of `batch` in `mode`."""
     import torch
 
+    from emosum.memory import forward_backward
+
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     tf32 = torch.backends.cuda.matmul.allow_tf32 if device == "cuda" else None
     if device == "cuda":
@@ -89,10 +91,7 @@ def _pass(model, batch: dict, device: str, mode: str, loss_fn) -> float:
     try:
         sync()
         t0 = time.perf_counter()
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=mode == "bf16"):
-            out = model(**{k: v for k, v in batch.items() if k != "labels"}, labels=batch["labels"])
-            loss = loss_fn(out, batch["labels"])
-        loss.backward()
+        forward_backward(model, batch, device, mode, loss_fn)
         model.zero_grad(set_to_none=True)
         sync()
         return time.perf_counter() - t0
@@ -202,12 +201,9 @@ def _cached() -> dict:
 
 
 def _remember(key: str, choice: str) -> None:
+    from emosum import dataio
+
     try:
-        data = _cached()
-        data[key] = choice
-        cache_file().parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file().with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, cache_file())
+        dataio.write_json(cache_file(), {**_cached(), key: choice})
     except OSError as e:  # a read-only home is no reason to fail a run
         log.warning("precision auto: could not remember the choice in %s (%s)", cache_file(), e)

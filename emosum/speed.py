@@ -92,8 +92,7 @@ class StepTimer:
         """Real (non-padding) tokens of the steps from `start` on (one host sync)."""
         import torch
 
-        return int(torch.stack([t.to(self.real[start].device) for t in self.real[start:]]).sum()) \
-            if len(self.real) > start else 0
+        return int(torch.stack(self.real[start:]).sum()) if len(self.real) > start else 0
 
     def steady(self, end: float) -> dict:
         """s/step and real tokens/s after the first WARMUP_SKIP steps, up to `end` (a clock time);

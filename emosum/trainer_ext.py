@@ -84,13 +84,10 @@ def timed_trainer(base, timer: speed.StepTimer):
     It waits for the device only where a timing window closes (a fit, the run's end), not per step."""
     from transformers import TrainerCallback
 
-    def sync():
-        device_sync()  # looked up at call time: tests count the calls
-
     class StepEnd(TrainerCallback):  # the last in the list: it sees whether another stopped the run
         def on_step_end(self, args, state, control, **kwargs):
             if control.should_training_stop or state.global_step >= state.max_steps:
-                sync()  # the only per-run sync: the last step's kernels have run
+                device_sync()  # the only per-run sync: the last step's kernels have run
             timer.end = time.perf_counter()
 
     class Timed(base):
@@ -103,7 +100,7 @@ def timed_trainer(base, timer: speed.StepTimer):
             timer.record(inputs)
             planned = (self.state.max_steps - timer.first_step) * self.args.gradient_accumulation_steps
             if timer.ready(planned):
-                sync()  # the window's end: every queued step has run
+                device_sync()  # the window's end: every queued step has run
                 timer.starts[-1] = time.perf_counter()
                 timer.on_ready(timer.fit_line(), planned)
             return super().training_step(model, inputs, num_items_in_batch)
