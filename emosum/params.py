@@ -83,6 +83,12 @@ class TokenizeParams(Section):
     character_coverage: float = Field(1.0, gt=0.9, le=1.0, description="share of characters SentencePiece "
                                       "keeps; the rest become <unk>")
     max_source_length: AutoOr(8) = 128  # auto: cover source_length_percentile
+    # what an input longer than max_source_length keeps: its first tokens (lead), the sentences a
+    # scorer fitted on the training split picks (learned), or learned only where that raises the
+    # validation coverage over lead by select_min_gain (auto)
+    select: Literal["lead", "learned", "auto"] = "auto"
+    select_min_gain: float = Field(0.01, ge=0, le=1, description="auto: the least gain in validation "
+                                   "coverage (share of reference bigrams kept) for the learned selection")
     source_length_percentile: float = Field(95, gt=0, le=100)
     prune_vocab: bool = Field(True, description="checkpoints: keep only the token ids the data uses")
     min_vocab: int = Field(0, ge=0, description="top the pruned vocabulary up to this size")

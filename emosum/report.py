@@ -27,6 +27,9 @@ COLUMNS = [  # (header, metrics file, key, format)
     ("constant ROUGE-L", "metrics/eval.json", "constant_rougeL", "{:.2f}"),
     # low: the model writes the same few summaries whatever the input (ROUGE can hide it)
     ("distinct outputs", "metrics/eval.json", "distinct_predictions_share", "{:.0%}"),
+    # what the model saw: the share of the test references' character bigrams in its (selected or
+    # truncated) inputs; a fast run that cuts inputs shows it here
+    ("input coverage", "metrics/tokenize.json", "selection.splits.test.coverage.kept", "{:.3f}"),
     ("train min", "metrics/train.json", "wall_s", "{:.1f}"),
     ("tokens/s", "metrics/train.json", "tokens_per_s", "{:.0f}"),
     ("s/step", "metrics/train.json", "s_per_step", "{:.3f}"),

@@ -4,8 +4,9 @@
     summarize --file posts.jsonl --output summaries.jsonl     # JSONL, JSON, CSV, TSV or Parquet
     cat posts.txt | summarize                                  # one text per line on stdin
 
-Loads model/ (or --model DIR), truncates inputs as the model was trained (the tokenizer's saved
-max length, the source prefix from params.yaml when present), generates in length-sorted batches
+Loads model/ (or --model DIR), fits long inputs to the model's context as it was trained (the
+tokenizer's saved max length; the sentence selection saved with the model, `selector.json`, else
+the first tokens; the source prefix from params.yaml when present), generates in length-sorted batches
 with the evaluate section's generation params unless overridden, and keeps the input order.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 
 def summarize(texts: list[str], model_dir: str = "model", gen=None, prefix: str = "", progress: bool = False):
-    from emosum import hf
+    from emosum import hf, selection
     from emosum.generation import generate
 
     hf.offline_env(False)
@@ -25,7 +26,8 @@ def summarize(texts: list[str], model_dir: str = "model", gen=None, prefix: str 
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = hf.load_pretrained(model_dir)
-    ids = tok([prefix + t for t in texts], truncation=True, max_length=tok.model_max_length)["input_ids"]
+    # the tokenize stage's own path: the same ids for the same text, selected or truncated
+    ids = selection.encode(tok, texts, tok.model_max_length, prefix, selection.load(Path(model_dir)))
     return generate(model, tok, ids, gen, desc="summarize", progress=progress)
 
 
@@ -46,7 +48,7 @@ def _generation_params(args, doc: dict):
 
 
 def main(argv=None) -> int:
-    from emosum import dataio, params
+    from emosum import dataio, params, selection
 
     ap = argparse.ArgumentParser(prog="summarize", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
         gen = _generation_params(args, doc)
         prefix = (doc.get("model") or {}).get("source_prefix", "")
         out = summarize(texts, args.model, gen, prefix, progress=len(texts) > 1)
-    except (dataio.DataError, params.ParamsError) as e:
+    except (dataio.DataError, params.ParamsError, selection.SelectorError) as e:
         print(f"summarize: {e}", file=sys.stderr)
         return 1
     rows = [{"text": t, "summary": s} for t, s in zip(texts, out)]

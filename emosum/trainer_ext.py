@@ -45,7 +45,8 @@ def step_aligned_dvclive(live):
     return Callback(live=live)
 
 
-def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps, losses, evals) -> str:
+def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps, losses, evals,
+               selected: bool = False) -> str:
     """model/README.md: what this model is and how it was made. No dates or timings, so the same
     params and data give the same card."""
     import yaml
@@ -63,6 +64,8 @@ def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps,
         + ", ".join(f"{k} {v}" for k, v in arch.items()),
         f"- Vocabulary: {'pruned to the %d ids the training data uses (from %s parameters)' % (len(keep), f'{n_params_before:,}') if keep else 'as the tokenizer'}",
         f"- Data: {len(ds['train']):,} training pairs, {len(ds['validation']):,} validation pairs",
+        "- Long inputs: " + ("the sentences the saved scorer (selector.json) picks, up to the tokenizer's max length; "
+                             "`summarize` applies it" if selected else "the first tokens, up to the tokenizer's max length"),
         f"- Training: {steps} steps, precision {precision}; final training loss "
         f"{losses[-1] if losses else float('nan'):.4f}, validation loss {evals[-1] if evals else float('nan'):.4f}",
         "- Test-set ROUGE: see metrics/eval.json in the repository that made this model", "",

@@ -4,9 +4,15 @@
 
 With model.name 'scratch' a SentencePiece unigram tokenizer is trained on the training split only
 (so no test text leaks into the vocabulary); otherwise the checkpoint's own tokenizer is used.
-Truncates to tokenize.max_source_length / max_target_length and stores unpadded ids: padding
-(labels with -100) happens per batch at collation time, so no step pays for max-length padding.
-Writes data/tokenizer/, data/tokenized/ and metrics/tokenize.json.
+Inputs longer than tokenize.max_source_length are cut to it by `tokenize.select`: the lead (the
+first tokens), or sentences chosen by a scorer fitted on the training split (emosum/selection.py;
+`auto`: only where that raises the validation coverage over lead); the same fitted scorer selects
+the training, validation and test inputs and is saved with the tokenizer (data/tokenizer/
+selector.json), so the model and `summarize` see the same kind of input. Summaries are truncated
+to max_target_length. Stores unpadded ids: padding (labels with -100) happens per batch at
+collation time, so no step pays for max-length padding. Writes data/tokenizer/, data/tokenized/
+and metrics/tokenize.json (token lengths, the share truncated, and the coverage of the reference
+summaries by the kept input beside the lead, the learned selection, the oracle and the whole input).
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, hf, params, prune
+from emosum import dataio, hf, params, prune, selection
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.tokenize")
@@ -81,18 +87,32 @@ def token_stats(tok, texts, limit: int, target: bool = False) -> tuple[dict, flo
 
 
 def fingerprint(tok_json: str, rows: list[dict], model: params.ModelParams, cfg: params.TokenizeParams,
-                max_src: int) -> str:
+                max_src: int, input_ids: list[list[int]]) -> str:
     """A fingerprint of everything the encoded split depends on, for `Dataset.map(new_fingerprint=)`.
 
     datasets gives a dataset built from Python rows a random fingerprint, which save_to_disk writes
     into state.json: the same tokens then hashed differently on every run, so DVC retrained after
     any tokenize rerun even when nothing it produced had changed (seen: data/tokenized's hash moved
-    when only emosum/params.py had).
+    when only emosum/params.py had). The input ids are hashed as selected.
     """
     h = hashlib.sha256(tok_json.encode())
     h.update(json.dumps([model.source_prefix, max_src, cfg.max_target_length,
-                         [(r["text"], r["summary"]) for r in rows]], ensure_ascii=False).encode())
+                         [(r["text"], r["summary"]) for r in rows], input_ids], ensure_ascii=False).encode())
     return h.hexdigest()[:16]
+
+
+def log_coverage(stats: dict, max_src: int) -> None:
+    sel = stats["selection"]
+    log.info("input selection: %s (%s)", sel["used"], sel["why"])
+    for split, st in sel["splits"].items():
+        c, cl = st["coverage"], st["coverage_long_inputs"]
+        log.info("%s: %d of %d inputs longer than %d tokens; reference bigram coverage kept %.3f (lead %.3f%s, "
+                 "oracle %.3f, whole input %.3f); on the long ones kept %.3f (lead %.3f%s, oracle %.3f, whole %.3f)",
+                 split, st["longer_than_budget"], stats["splits"][split]["rows"], max_src, c["kept"] or 0,
+                 c["lead"] or 0, f", learned {c['learned']:.3f}" if c.get("learned") is not None else "",
+                 c["oracle"] or 0, c["whole"] or 0, cl["kept"] or 0, cl["lead"] or 0,
+                 f", learned {cl['learned']:.3f}" if cl.get("learned") is not None else "", cl["oracle"] or 0,
+                 cl["whole"] or 0)
 
 
 def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path, tok_dir: Path,
@@ -120,16 +140,12 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
                 tok, _ = prune.prune_tokenizer(tok, texts, tmp_tok, cfg.min_vocab)
         max_src = resolve_max_source_length(tok, [model.source_prefix + r["text"] for r in rows["train"]], cfg)
         tok.model_max_length = max_src  # summarize truncates new inputs the same way
+        scorer, input_ids, sel = selection.plan(cfg.select, tok, rows, max_src, model.source_prefix,
+                                                cfg.select_min_gain)
         tok.save_pretrained(str(tmp_tok))
+        if scorer is not None:
+            selection.save(scorer, tmp_tok)  # travels with the tokenizer into model/
     stats = {"vocab_size": len(tok), **stats_vocab, "max_source_length": max_src, "splits": {}}
-
-    def encode(batch):
-        enc = tok([model.source_prefix + t for t in batch["text"]], max_length=max_src,
-                  truncation=True)
-        enc["labels"] = tok(text_target=batch["summary"], max_length=cfg.max_target_length,
-                            truncation=True)["input_ids"]
-        enc["length"] = [len(x) for x in enc["input_ids"]]  # for length-grouped batches
-        return enc
 
     dd = DatasetDict()
     tok_json = tok.backend_tokenizer.to_str()  # serialised once (megabytes for a full mT5 vocabulary)
@@ -141,15 +157,27 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
         stats["splits"][split] = {"rows": len(rows[split]), "source_tokens": src, "summary_tokens": tgt,
                                   "source_truncated_share": src_trunc,
                                   "summary_truncated_share": tgt_trunc}
+        ids = input_ids[split]
+
+        def encode(batch, idx):
+            enc = {"input_ids": [ids[i] for i in idx], "attention_mask": [[1] * len(ids[i]) for i in idx]}
+            enc["labels"] = tok(text_target=batch["summary"], max_length=cfg.max_target_length,
+                                truncation=True)["input_ids"]
+            enc["length"] = [len(x) for x in enc["input_ids"]]  # for length-grouped batches
+            return enc
+
         ds = Dataset.from_list(rows[split])
-        dd[split] = ds.map(encode, batched=True, batch_size=1000, remove_columns=ds.column_names,
-                           desc=f"tokenize {split}", new_fingerprint=fingerprint(tok_json, rows[split], model, cfg, max_src))
+        dd[split] = ds.map(encode, batched=True, batch_size=1000, with_indices=True, remove_columns=ds.column_names,
+                           desc=f"tokenize {split}",
+                           new_fingerprint=fingerprint(tok_json, rows[split], model, cfg, max_src, ids))
+    stats["selection"] = sel
     with dataio.atomic_path(out_dir, is_dir=True) as tmp:
         dd.save_to_disk(str(tmp))
     tr = stats["splits"]["train"]
     log.info("train: source tokens %s (%.1f%% truncated at %d), summary tokens %s (%.1f%% truncated at %d)",
              tr["source_tokens"], 100 * tr["source_truncated_share"], max_src,
              tr["summary_tokens"], 100 * tr["summary_truncated_share"], cfg.max_target_length)
+    log_coverage(stats, max_src)
     return stats
 
 

@@ -15,11 +15,12 @@ import hashlib
 import json
 import logging
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
 
-from emosum import checkpoints, dataio, hf, launch, memory, params, prune, speed
+from emosum import checkpoints, dataio, hf, launch, memory, params, prune, selection, speed
 from emosum import precision as prec
 from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, step_aligned_dvclive,
                                  timed_trainer, token_mean_loss)
@@ -162,8 +163,11 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         with dataio.atomic_path(out_dir, is_dir=True) as tmp:
             trainer.save_model(str(tmp))
             tok.save_pretrained(str(tmp))
+            if (tok_dir / selection.FILE).is_file():  # the input selection travels with the model
+                shutil.copy2(tok_dir / selection.FILE, tmp / selection.FILE)
             (tmp / "README.md").write_text(model_card(model_p, cfg, model, ds, keep, n_params_before, precision,
-                                                      state.global_step, losses, evals), encoding="utf-8")
+                                                      state.global_step, losses, evals, (tok_dir / selection.FILE).is_file()),
+                                       encoding="utf-8")
     train = ds["train"]
     samples = state.global_step * cfg.batch_size * accum * world
     tokens = timer.real_tokens() * world  # real (non-padding) tokens this run, all ranks alike
