@@ -3,13 +3,20 @@
 A kill, a full disk or a bad sector can leave the newest checkpoint damaged: weights cut short,
 the optimizer state or the trainer state missing or unreadable. Resuming from it used to end in
 a safetensors traceback although an intact checkpoint lay beside it. The checks here are cheap:
-file sizes against the safetensors header, the zip directory at the end of each torch file, a
-JSON load of the trainer state; no tensor is read. A damaged folder is renamed aside
-(`damaged-checkpoint-N`, kept for inspection, ignored by the Trainer's rotation) and the resume
-takes the newest intact one.
+file sizes against the safetensors header, the zip directory at the end of each torch file
+(optimizer, scheduler, random state), a JSON load of the trainer state; no tensor is read. A
+damaged folder is renamed aside (`damaged-checkpoint-N`, kept for inspection, ignored by the
+Trainer's rotation) and the resume takes the newest intact one.
+
+The Trainer writes a checkpoint's files one after the other into its final folder. So a save is
+made atomic the way a database commits: once every file is written, `emosum_state.json` is
+written (itself atomically) listing each file and its size, with the run's own state (the time
+spent, the time budget's schedule); a folder without it, or whose files differ from it, was not
+finished and is never resumed from.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -20,6 +27,7 @@ from pathlib import Path
 log = logging.getLogger("emosum.train")
 
 TORCH_FILES = ("optimizer.pt", "scheduler.pt")  # torch.save writes zip archives: truncation breaks the directory
+STATE = "emosum_state.json"  # the commit record, written last
 
 
 def _safetensors_problem(path: Path) -> str | None:
@@ -56,13 +64,58 @@ def problem(ckpt: Path) -> str | None:
     for w in weights:
         if why := _safetensors_problem(w):
             return why
-    for name in TORCH_FILES:
+    rng = sorted(p.name for p in ckpt.glob("rng_state*.pth"))
+    if not rng:
+        return "rng_state.pth is missing (the random state: without it the rest of the run draws other numbers)"
+    for name in (*TORCH_FILES, *rng):
         f = ckpt / name
         if not f.is_file():
             return f"{name} is missing"
         if not zipfile.is_zipfile(f):
             return f"{name} is unreadable (cut short or not a torch file)"
+    record = ckpt / STATE
+    if not record.is_file():
+        return f"{STATE} is missing (the save did not finish)"
+    try:
+        files = json.loads(record.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return f"{STATE} is unreadable"
+    for name, size in files.items():
+        f = ckpt / name
+        if not f.is_file() or f.stat().st_size != size:
+            return f"{name} differs from what {STATE} recorded at the save"
     return None
+
+
+def read_state(ckpt: str | None) -> dict:
+    """The run state saved with a checkpoint (time spent, the budget's schedule), or {}."""
+    if not ckpt:
+        return {}
+    try:
+        return json.loads((Path(ckpt) / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def state_writer(extra):
+    """A TrainerCallback that commits each checkpoint once the Trainer has written it: STATE with
+    every file's size and `extra()` (a dict of the run's own state)."""
+    from transformers import TrainerCallback
+
+    from emosum import dataio
+
+    class Commit(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if not ckpt.is_dir():
+                return
+            files = {p.relative_to(ckpt).as_posix(): p.stat().st_size for p in sorted(ckpt.rglob("*"))
+                     if p.is_file() and p.name != STATE}
+            dataio.write_json(ckpt / STATE, {"format": 1, "step": state.global_step, **extra(), "files": files})
+
+    return Commit()
 
 
 def newest_intact(run_dir: Path, rename: bool = True) -> str | None:
@@ -113,10 +166,39 @@ def check_space(run_dir: Path, n_params: int, optimizer: str, keep: int) -> dict
             "scratch_free_mb": round(free / 1e6, 1)}
 
 
-def no_space_message(e: OSError, run_dir: Path, step: int, disk: dict, keep: int) -> str:
+def out_of_space(e: BaseException, folder: Path, need: int) -> bool:
+    """Whether a save failed because the filesystem is full. torch's zip writer does not raise
+    ENOSPC: a full disk surfaces as `RuntimeError: [enforce fail at inline_container.cc:...]
+    unexpected pos ...` (seen on a 40 MB filesystem), and safetensors has its own errors. So an
+    OSError with ENOSPC/EDQUOT counts, and any other error does when the folder's filesystem has
+    less free space left than the save needed."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free < need
+    except OSError:
+        return False
+
+
+def discard_unfinished(run_dir: Path, step: int) -> str | None:
+    """Remove checkpoint-<step> if its save did not finish (frees the space it took); its name."""
+    ckpt = Path(run_dir) / f"checkpoint-{step}"
+    if ckpt.is_dir() and not (ckpt / STATE).is_file():
+        shutil.rmtree(ckpt, ignore_errors=True)
+        return ckpt.name
+    return None
+
+
+def no_space_message(e: BaseException, run_dir: Path, step: int, disk: dict, keep: int) -> str:
     """What a full disk at a checkpoint save tells the user (disk: check_space's figures)."""
+    gone = discard_unfinished(run_dir, step)
     last = newest_intact(run_dir)
-    return (f"no space left on the device while writing {e.filename or run_dir} at step {step}: a checkpoint "
+    where = getattr(e, "filename", None) or (Path(run_dir) / f"checkpoint-{step}")
+    return (f"no space left on the device while writing {where} at step {step}"
+            f"{f' (the half-written {gone} was removed)' if gone else ''}: a checkpoint "
             f"takes about {disk['checkpoint_mb']:.0f} MB and {keep + 1} may exist at once "
             f"({disk['checkpoints_need_mb']:.0f} MB; {shutil.disk_usage(run_dir).free / 1e6:.0f} MB free now). "
             f"Free space on that filesystem and rerun `dvc repro`: it resumes from "

@@ -92,3 +92,23 @@ def load_pretrained(name: str):
         return AutoModelForSeq2SeqLM.from_pretrained(name, local_files_only=not _online)
     except (OSError, ValueError) as e:
         raise _missing(name, e) from None
+
+
+def scratch_model(cfg, tok):
+    """An mT5 of model.scratch's shape, initialised from scratch, for this tokenizer."""
+    import torch
+    from transformers import MT5Config, MT5ForConditionalGeneration
+
+    config = MT5Config(vocab_size=len(tok), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
+                       num_heads=cfg.num_heads, num_layers=cfg.num_layers,
+                       num_decoder_layers=cfg.num_decoder_layers, dropout_rate=cfg.dropout_rate,
+                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                       decoder_start_token_id=tok.pad_token_id)
+    model = MT5ForConditionalGeneration(config)
+    # The default init draws embeddings with std 1; with the (tied, unscaled) LM head that gives
+    # logits of std ~sqrt(d_model) and a first loss near 100 instead of ~ln(vocab).
+    with torch.no_grad():
+        model.shared.weight.normal_(mean=0.0, std=cfg.d_model ** -0.5)
+        if model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr():
+            model.lm_head.weight.normal_(mean=0.0, std=cfg.d_model ** -0.5)
+    return model

@@ -158,3 +158,14 @@ def predict(model, batches: list[dict], precision: str, device: str, optimizer: 
                     "tokenize.max_source_length, or use a smaller model", total / 2 ** 30, device,
                     avail / 2 ** 30)
     return info
+
+
+def process_peak_gb() -> float:
+    """The whole process's peak (loading included): CUDA's allocated peak, or ru_maxrss."""
+    import resource
+
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2 ** 30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux

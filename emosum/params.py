@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 
 class ParamsError(ValueError):
@@ -96,7 +96,21 @@ class TokenizeParams(Section):
     max_target_length: int = Field(128, ge=4)
 
 
+def _duration(v):
+    if v is None:
+        return v
+    from emosum.budget import seconds
+
+    if not isinstance(v, str):  # 180: seconds? minutes? say which
+        raise ValueError(f"{v!r} has no unit: write a number and a unit, e.g. {v}s, {v}min or {v}h")
+    seconds(v)  # ValueError with the accepted forms
+    return v
+
+
 class TrainParams(Section):
+    # null: epochs / max_steps decide the length; "90s", "45min", "2h": the train stage fits its steps
+    # and its learning-rate schedule into that time on this machine (emosum/budget.py)
+    time_budget: Annotated[Optional[str], BeforeValidator(_duration)] = None
     epochs: float = Field(1, gt=0)
     max_steps: int = Field(-1, ge=-1, description="-1 = as many as epochs give")
     batch_size: int = Field(4, ge=1)
@@ -189,20 +203,51 @@ def load(*names: str, path: Union[str, Path] = "params.yaml") -> tuple:
         raise ParamsError(f"{path}: not found; run from the repository root") from None
     except yaml.YAMLError as e:
         raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    return validate(doc, *names, source=str(path))
+
+
+def validate(doc, *names: str, source: str = "params.yaml") -> tuple:
+    """Validate every section of a parsed params document; one object per name asked for."""
     if not isinstance(doc, dict):
-        raise ParamsError(f"{path}: must be a mapping of sections ({', '.join(SECTIONS)})")
+        raise ParamsError(f"{source}: must be a mapping of sections ({', '.join(SECTIONS)})")
     missing = [n for n in names if n not in doc and n != "hub"]
     if missing:
-        raise ParamsError(f"{path}: missing section(s) {', '.join(missing)}")
-    errors = [f"{path}: {k}: unknown section (check the spelling; sections: {', '.join(SECTIONS)})"
+        raise ParamsError(f"{source}: missing section(s) {', '.join(missing)}")
+    errors = [f"{source}: {k}: unknown section (check the spelling; sections: {', '.join(SECTIONS)})"
               for k in doc if k not in SECTIONS]
     parsed = {}
     for name in SECTIONS:
         if name in doc or name in names:
             try:
-                parsed[name] = parse_section(name, doc.get(name), str(path))
+                parsed[name] = parse_section(name, doc.get(name), source)
             except ParamsError as e:
                 errors.append(str(e))
     if errors:
         raise ParamsError("\n".join(errors))
     return tuple(parsed[n] for n in names)
+
+
+def override(doc: dict, assignment: str) -> dict:
+    """A copy of `doc` with one `section.key=value` applied the way `dvc exp run -S` does (the value
+    read as YAML: 2 is a number, null is None). The result is validated by `validate`, so a
+    misspelt key is refused with the message a stage gives for it in params.yaml."""
+    import copy
+
+    if "=" not in assignment:
+        raise ParamsError(f"-S {assignment}: expected section.key=value (as `dvc exp run -S` takes it)")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ParamsError(f"-S {assignment}: the value is not valid YAML ({e})") from None
+    out = copy.deepcopy(doc)
+    node = out
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {} if node.get(part) is None else node[part]
+            if not isinstance(node[part], dict):
+                raise ParamsError(f"-S {assignment}: '{part}' is not a section or a mapping")
+        node = node[part]
+    node[parts[-1]] = value
+    return out

@@ -78,7 +78,7 @@ def probe_batches(dataset, collator, batch: int) -> list[dict]:
     return [collator([dataset[i] for i in p]) for p in picks]
 
 
-def _pass(model, batch: dict, device: str, mode: str, loss_fn) -> float:
+def pass_seconds(model, batch: dict, device: str, mode: str, loss_fn) -> float:
     """Seconds of one forward + backward of `batch` in `mode`."""
     import torch
 
@@ -105,7 +105,7 @@ def _best(samples: dict) -> float:
     return sum(min(ts) for ts in samples.values()) / len(samples)
 
 
-def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss_fn) -> dict:
+def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss_fn, timed: int = TIMED) -> dict:
     """Time each candidate precision and return {'choice', 's_per_pass', 'source', 'probe_s'}.
 
     The passes are interleaved (fp32, bf16, fp32, bf16, ...) and each batch's fastest pass counts:
@@ -122,7 +122,7 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
     # A probe pass costs about what a training step does, so the probe fits in PROBE_SHARE of the
     # run when the run has enough steps; deciding by the step count costs no pass at all (timing
     # fp32 first to decide took 19 s of a 134 s run on long VCSum batches)
-    passes = (1 + TIMED) * len(batches) * len(modes)
+    passes = (1 + timed) * len(batches) * len(modes)
     if passes > PROBE_SHARE * steps:
         known = remembered(key)
         choice, source = (known, "the fastest measured before on this device") if known else \
@@ -137,12 +137,12 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
     with untouched(model, device):
         for i, b in enumerate(batches):
             for mode in modes:  # the first pass pays for allocation and kernel selection
-                _pass(model, b, device, mode, loss_fn)
-        for r in range(TIMED):
+                pass_seconds(model, b, device, mode, loss_fn)
+        for r in range(timed):
             order = modes[r % len(modes):] + modes[:r % len(modes)]  # each goes first in turn
             for i, b in enumerate(batches):
                 for mode in order:
-                    samples[mode][i].append(_pass(model, b, device, mode, loss_fn))
+                    samples[mode][i].append(pass_seconds(model, b, device, mode, loss_fn))
     timings = {m: _best(samples[m]) for m in modes}
     predicted_run = timings["fp32"] * steps
     fastest = min(timings, key=timings.get)
@@ -151,10 +151,12 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
     _remember(key, choice)
     probe_s = time.perf_counter() - t0
     log.info("precision auto: forward+backward of a typical and the largest batch (best of %d, interleaved): %s; "
-             "training in %s (probe %.1f s, %.1f%% of the predicted run)", TIMED,
+             "training in %s (probe %.1f s, %.1f%% of the predicted run)", timed,
              ", ".join(f"{m} {t:.3f} s" for m, t in timings.items()), choice, probe_s,
              100 * probe_s / max(1e-9, predicted_run))
     return {"choice": choice, "source": "measured", "s_per_pass": {m: round(t, 4) for m, t in timings.items()},
+            # each batch's best pass (typical, largest), for the time budget's step-time line
+            "per_batch_s": {m: [round(min(ts), 5) for ts in samples[m].values()] for m in modes},
             "probe_s": round(probe_s, 2)}
 
 

@@ -41,6 +41,18 @@ def batch_shapes(dataloader, largest: list | None = None) -> list[tuple[int, int
     return shapes
 
 
+def batches_at(dataloader, indices: list[int]) -> list[dict]:
+    """The batches at these positions of one pass over the dataloader (collated again: its order is
+    seeded by epoch, so the same batches as batch_shapes saw)."""
+    want, out = set(indices), {}
+    for i, b in enumerate(dataloader):
+        if i in want:
+            out[i] = b
+        if len(out) == len(want):
+            break
+    return [out[i] for i in indices if i in out]
+
+
 def padded(shape) -> int:
     return shape[0] * (shape[1] + shape[2])
 

@@ -74,6 +74,23 @@ def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps,
                                                   allow_unicode=True, sort_keys=False).rstrip(), "```", ""])
 
 
+def save_model(trainer, tok, selector_dir: Path | None, card: str, out_dir: Path) -> None:
+    """model/: weights, tokenizer, the input selection when there is one, the model card; written
+    to a temporary folder and renamed. No pickle: the Trainer's training_args.bin (a pickled
+    TrainingArguments) is removed, the card holds the params."""
+    import shutil
+
+    from emosum import dataio, selection
+
+    with dataio.atomic_path(out_dir, is_dir=True) as tmp:
+        trainer.save_model(str(tmp))
+        (tmp / "training_args.bin").unlink(missing_ok=True)
+        tok.save_pretrained(str(tmp))
+        if selector_dir is not None:  # the input selection travels with the model
+            shutil.copy2(selector_dir / selection.FILE, tmp / selection.FILE)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+
+
 def device_sync() -> None:
     """Wait for the queued GPU work (nothing to wait for on a CPU)."""
     import torch
@@ -82,10 +99,44 @@ def device_sync() -> None:
         torch.cuda.synchronize()
 
 
+class EpochSeededSampler:
+    """The Trainer's length-grouped order, drawn from a generator seeded with (seed + epoch).
+
+    transformers' LengthGroupedSampler draws each epoch's order from the global torch RNG, whose
+    state at an epoch's start depends on everything drawn before it. A run resumed mid-epoch reseeds
+    that RNG and restores the checkpoint's state only after drawing the order, so the rest of that
+    epoch saw other batches than the uninterrupted run (issue 18: losses parted at the first log
+    after the resume; the final training loss was 5-13% off). Seeded by epoch, the order is a
+    function of (seed, epoch) alone: the resumed run skips exactly the batches the interrupted one
+    trained on. `set_epoch` is what the Trainer and accelerate's loaders call each epoch."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=g))
+
+
 def timed_trainer(base, timer: speed.StepTimer):
-    """The Trainer with each micro-batch's start time and padded size recorded for the prediction.
-    It waits for the device only where a timing window closes (a fit, the run's end), not per step."""
+    """The Trainer with each micro-batch's start time and padded size recorded for the prediction
+    (it waits for the device only where a timing window closes: a fit, the run's end, not per
+    step), the length-grouped order seeded by epoch (exact resume), and the time budget's schedule
+    when one is set (emosum/budget.py)."""
+    import math
+
     from transformers import TrainerCallback
+    from transformers.trainer_pt_utils import LengthGroupedSampler
 
     class StepEnd(TrainerCallback):  # the last in the list: it sees whether another stopped the run
         def on_step_end(self, args, state, control, **kwargs):
@@ -94,8 +145,32 @@ def timed_trainer(base, timer: speed.StepTimer):
             timer.end = time.perf_counter()
 
     class Timed(base):
+        budget_schedule = None  # budget.LinearSchedule when train.time_budget is set
+        budget_cap = None       # ... and the most steps a replan may reach (the epoch loop is sized for it)
+
         def __init__(self, *a, callbacks=(), **kw):
             super().__init__(*a, callbacks=[*callbacks, StepEnd()], **kw)
+
+        def _get_train_sampler(self, train_dataset=None):
+            sampler = super()._get_train_sampler(train_dataset)
+            if isinstance(sampler, LengthGroupedSampler):
+                return EpochSeededSampler(sampler.lengths, sampler.batch_size, self.args.seed)
+            return sampler  # random order: accelerate's seedable sampler is already seeded by epoch
+
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            if self.budget_schedule is None:
+                return super().create_scheduler(num_training_steps, optimizer)
+            if self.lr_scheduler is None:
+                from torch.optim.lr_scheduler import LambdaLR
+
+                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, self.budget_schedule)
+            return self.lr_scheduler
+
+        def set_initial_training_values(self, args, dataloader):
+            values = list(super().set_initial_training_values(args, dataloader))
+            if self.budget_cap:  # room for a replan that adds steps; state.max_steps still ends the run
+                values[0] = max(values[0], math.ceil(self.budget_cap / values[1]))
+            return tuple(values)
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             if not timer.starts:

@@ -10,44 +10,25 @@ complete checkpoint of the same run and never from another run's.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
+import time
+
+STARTED = time.monotonic()  # the stage's start, before the heavy imports: what a time budget counts from
+
+import hashlib  # noqa: E402
 import json
 import logging
-import resource
-import shutil
 import sys
-import time
 from pathlib import Path
 
-from emosum import checkpoints, dataio, hf, launch, memory, params, prune, selection, speed
+from emosum import budget, checkpoints, dataio, hf, launch, memory, params, prune, selection, speed, stopping
 from emosum import precision as prec
-from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, step_aligned_dvclive,
-                                 timed_trainer, token_mean_loss)
+from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, save_model,
+                                 step_aligned_dvclive, timed_trainer, token_mean_loss)
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.train")
 SCRATCH_DIR = Path(".scratch/train")
 SAVE_TOTAL_LIMIT = 2  # checkpoints kept for resuming
-
-
-def build_scratch_model(cfg: params.ScratchModel, tok):
-    import torch
-    from transformers import MT5Config, MT5ForConditionalGeneration
-
-    config = MT5Config(vocab_size=len(tok), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
-                       num_heads=cfg.num_heads, num_layers=cfg.num_layers,
-                       num_decoder_layers=cfg.num_decoder_layers, dropout_rate=cfg.dropout_rate,
-                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                       decoder_start_token_id=tok.pad_token_id)
-    model = MT5ForConditionalGeneration(config)
-    # The default init draws embeddings with std 1; with the (tied, unscaled) LM head that gives
-    # logits of std ~sqrt(d_model) and a first loss near 100 instead of ~ln(vocab).
-    with torch.no_grad():
-        model.shared.weight.normal_(mean=0.0, std=cfg.d_model ** -0.5)
-        if model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr():
-            model.lm_head.weight.normal_(mean=0.0, std=cfg.d_model ** -0.5)
-    return model
 
 
 def fingerprint(model: params.ModelParams, cfg: params.TrainParams, data_dir: Path) -> str:
@@ -58,17 +39,22 @@ def fingerprint(model: params.ModelParams, cfg: params.TrainParams, data_dir: Pa
     return h.hexdigest()[:16]
 
 
-def peak_memory_gb() -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2 ** 30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux
-
-
 def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, data_dir: Path,
-        out_dir: Path, live_dir: Path | None, callbacks=()) -> dict:
-    """Train and save to out_dir; `live_dir` None skips the dvclive curves (the speed benchmark)."""
+        out_dir: Path, live_dir: Path | None, callbacks=(), started: float | None = None) -> dict:
+    """Train and save to out_dir; `live_dir` None skips the dvclive curves (the speed benchmark).
+    `started`: the stage's start (time.monotonic()), which a time budget counts from. Ctrl-C and
+    SIGTERM end the step in progress, checkpoint it and raise TrainingStopped (emosum/stopping.py)."""
+    stop = stopping.GracefulStop()
+    with stop:
+        try:
+            return _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks,
+                        time.monotonic() if started is None else started, stop)
+        except stopping.Interrupted as e:  # a second signal, or one outside the training loop
+            raise TrainingStopped(stopping.interrupted_message(
+                e.name, checkpoints.newest_intact(stop.run_dir, rename=False) if stop.run_dir else None)) from None
+
+
+def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started: float, stop) -> dict:
     import torch
     from datasets import load_from_disk
     from transformers import (DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments,
@@ -80,7 +66,7 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     set_seed(cfg.seed)
     tok = hf.load_tokenizer(str(tok_dir))
     ds = load_from_disk(str(data_dir))
-    model = build_scratch_model(model_p.scratch, tok) if hf.is_scratch(model_p.name) \
+    model = hf.scratch_model(model_p.scratch, tok) if hf.is_scratch(model_p.name) \
         else hf.load_pretrained(model_p.name)
     n_params_before = sum(p.numel() for p in model.parameters())
     keep = prune.kept_ids(tok_dir)
@@ -95,10 +81,12 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
              "batch %d x %d x accumulation %d", model_p.name, n_params / 1e6, model.config.vocab_size, device,
              torch.get_num_threads(), precision, world, cfg.batch_size, world, accum)
 
-    run_dir = SCRATCH_DIR / fingerprint(model_p, cfg, data_dir)
+    run_dir = stop.run_dir = SCRATCH_DIR / fingerprint(model_p, cfg, data_dir)
     resume = checkpoints.newest_intact(run_dir, rename=main_rank)  # only rank 0 moves damaged folders aside
     log.info("resuming from %s (step %s; same params and data)" % (resume, resume.split("-")[-1]) if resume else
              "starting fresh; checkpoints in %s" % run_dir)
+    saved = checkpoints.read_state(resume)
+    clock = budget.Clock(started, saved.get("spent_s", 0.0))  # a resumed run counts the time already spent
     disk = checkpoints.check_space(run_dir, n_params, cfg.optimizer, keep=SAVE_TOTAL_LIMIT)
     collator = DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100,
                                       pad_to_multiple_of=cfg.pad_to_multiple_of)
@@ -128,12 +116,13 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         # dvcyaml=None: dvc.yaml declares the plots itself; Live would rewrite it otherwise
         callbacks = [step_aligned_dvclive(Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None)),
                      *callbacks]
-    timer = speed.StepTimer()
+    timer, keeper = speed.StepTimer(), []
+    committed = lambda: {"spent_s": round(clock.elapsed(), 2), **(keeper[0].saved() if keeper else {})}  # noqa: E731
     trainer = timed_trainer(Seq2SeqTrainer, timer)(
         model=model, args=args, train_dataset=ds["train"], eval_dataset=ds["validation"],
-        data_collator=collator,
-        processing_class=tok, callbacks=[divergence_guard(cfg.divergence_factor, cfg.divergence_patience),
-                                         *callbacks], compute_loss_func=token_mean_loss)
+        data_collator=collator, processing_class=tok,
+        callbacks=[divergence_guard(cfg.divergence_factor, cfg.divergence_patience), stop.callback(),
+                   checkpoints.state_writer(committed), *callbacks], compute_loss_func=token_mean_loss)
     biggest: list = []
     shapes = speed.batch_shapes(trainer.get_train_dataloader(), biggest)
     mem = memory.predict(model, biggest, precision, device, cfg.optimizer, token_mean_loss)
@@ -141,18 +130,28 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     info = speed.report(model, precision, device, torch.get_num_threads(), shapes, ds["train"]["length"],
                         label_lens, cfg.batch_size, cfg.seed, cfg.group_by_length, tok.model_max_length,
                         keep is not None, measured=probe_info is not None)
+    if cfg.time_budget:
+        sizes = [speed.padded(s) for s in shapes]
+        keeper.append(budget.start(trainer, model, cfg, precision, device, probe_info,
+                                   prec.probe_batches(ds["train"], collator, cfg.batch_size), sizes, accum, run_dir,
+                                   clock, saved, token_mean_loss, timer,
+                                   lambda: collator([ds["train"][i] for i in range(cfg.batch_size)]),
+                                   speed.batches_at(trainer.get_train_dataloader(), budget.spread(sizes))))
+        trainer.add_callback(keeper[0].callback())
+
     timer.on_ready = lambda fit, steps: predict(info, timer, fit, shapes, steps)
     t0 = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=resume)
-    except OSError as e:
-        if e.errno != errno.ENOSPC:
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as a RuntimeError
+        if not checkpoints.out_of_space(e, run_dir, checkpoints.size_bytes(n_params, cfg.optimizer)):
             raise
         raise TrainingStopped(checkpoints.no_space_message(e, run_dir, trainer.state.global_step, disk,
                                                            SAVE_TOTAL_LIMIT)) from None
-    wall = time.perf_counter() - t0
+    if stop.name:
+        raise TrainingStopped(stop.message(trainer.state.global_step, checkpoints.newest_intact(run_dir, False)))
+    train_s = time.perf_counter() - t0
     info.update(timer.steady(timer.end or time.perf_counter()))
-
     train_peak = memory.peak_since_probe(device) if mem else None  # the training's peak, against the prediction
     state = trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
@@ -160,15 +159,11 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     # generation's default length (evaluate.max_new_tokens: auto): the longest training summary, eos included
     model.generation_config.max_new_tokens = max(label_lens)
     if trainer.is_world_process_zero():
-        with dataio.atomic_path(out_dir, is_dir=True) as tmp:
-            trainer.save_model(str(tmp))
-            tok.save_pretrained(str(tmp))
-            if (tok_dir / selection.FILE).is_file():  # the input selection travels with the model
-                shutil.copy2(tok_dir / selection.FILE, tmp / selection.FILE)
-            (tmp / "README.md").write_text(model_card(model_p, cfg, model, ds, keep, n_params_before, precision,
-                                                      state.global_step, losses, evals, (tok_dir / selection.FILE).is_file()),
-                                       encoding="utf-8")
-    train = ds["train"]
+        selected = (tok_dir / selection.FILE).is_file()
+        card = model_card(model_p, cfg, model, ds, keep, n_params_before, precision, state.global_step, losses,
+                          evals, selected)
+        save_model(trainer, tok, tok_dir if selected else None, card, out_dir)
+    wall = time.monotonic() - started  # the stage's start to the saved model: the time a budget counts
     samples = state.global_step * cfg.batch_size * accum * world
     tokens = timer.real_tokens() * world  # real (non-padding) tokens this run, all ranks alike
     steps_run = state.global_step - (int(Path(resume).name.split("-")[1]) if resume else 0)
@@ -178,27 +173,32 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
         "train_loss_mean": round(result.training_loss, 4),
         "eval_loss": round(evals[-1], 4) if evals else None,
         "steps": state.global_step, "steps_this_run": steps_run, "resumed_from_step": state.global_step - steps_run,
-        "epochs": round(state.epoch or 0, 3), "train_samples": len(train),
-        "wall_s": round(wall, 1), "s_per_step": round(wall / max(1, steps_run), 4),
-        "samples_per_s": round(samples * steps_run / max(1, state.global_step) / wall, 2),
-        "tokens_per_s": round(tokens / wall, 1),
+        "epochs": round(state.epoch or 0, 3), "train_samples": len(ds["train"]),
+        "wall_s": round(wall, 1), "train_s": round(train_s, 1), "s_per_step": round(train_s / max(1, steps_run), 4),
+        "samples_per_s": round(samples * steps_run / max(1, state.global_step) / train_s, 2),
+        "tokens_per_s": round(tokens / train_s, 1),
         "global_batch_size": cfg.batch_size * accum * world, "processes": world,
-        "peak_memory_gb": round(peak_memory_gb(), 3),
+        "peak_memory_gb": round(memory.process_peak_gb(), 3),
         "memory": {**mem, "actual_peak_gb": round(train_peak / 2 ** 30, 3) if train_peak else None,
                    "prediction_error": round(mem["predicted_peak_gb"] * 2 ** 30 / train_peak - 1, 3)
                    if mem.get("predicted_peak_gb") and train_peak else None},
         "parameters": n_params, "parameters_before_pruning": n_params_before,
         "vocab_size": model.config.vocab_size, "max_summary_tokens": model.generation_config.max_new_tokens,
         "precision": precision, "precision_probe": probe_info, "device": device, "disk": disk,
-        "predicted_train_s": info.get("predicted_train_s"), "actual_train_s": round(wall, 1),
+        "predicted_train_s": info.get("predicted_train_s"), "actual_train_s": round(train_s, 1),
         # only meaningful when the run went the whole way (a callback may stop it early)
-        "prediction_error": round(info["predicted_train_s"] / wall - 1, 3)
+        "prediction_error": round(info["predicted_train_s"] / train_s - 1, 3)
         if info.get("predicted_train_s") and state.global_step == state.max_steps and not resume else None,
         "speed": info,
     }
+    if keeper:
+        stats["time_budget"] = {**keeper[0].record, "steps": state.global_step, "epochs": stats["epochs"],
+                                "train_s": stats["train_s"], "wall_s": stats["wall_s"],
+                                "total_s": round(clock.spent_before + wall, 1)}
     if trainer.is_world_process_zero():  # the other ranks wrote nothing
-        log.info("trained %d steps in %.0fs (%.3f s/step, %.0f tokens/s); final loss %s; model in %s",
-                 state.global_step, wall, stats["s_per_step"], stats["tokens_per_s"], stats["final_loss"], out_dir)
+        log.info("trained %d steps in %.0fs (%.3f s/step, %.0f tokens/s; the stage %.0f s); final loss %s; model in %s",
+                 state.global_step, train_s, stats["s_per_step"], stats["tokens_per_s"], wall, stats["final_loss"],
+                 out_dir)
     return stats
 
 
@@ -212,7 +212,7 @@ def main() -> int:
             return launch.relaunch(cfg, "stages.train")
         log.info("params: model=%s train=%s", model_p.model_dump(), cfg.model_dump())
         stats = run(model_p, cfg, Path("data/tokenizer"), Path("data/tokenized"), Path("model"),
-                    Path("metrics/train_live"))
+                    Path("metrics/train_live"), started=STARTED)
     except (params.ParamsError, hf.CheckpointError, ValueError, TrainingStopped) as e:
         log.error("%s", e)
         return 1

@@ -73,11 +73,10 @@ def _offline(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A git + DVC copy of the project with tiny data and tiny params, ready for `dvc repro`."""
-    dst = tmp_path / "repo"
-    dst.mkdir()
+def make_repo(dst: Path, **overrides) -> Path:
+    """A git + DVC copy of the project in `dst` with tiny data and tiny params (`overrides`: params
+    sections to update), ready for `dvc repro`."""
+    dst.mkdir(parents=True)
     for name in ("dvc.yaml", ".gitignore", ".dvcignore", "pyproject.toml"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, dst / name)
@@ -88,12 +87,19 @@ def repo(tmp_path: Path) -> Path:
         shutil.copy2(ROOT / ".dvc" / name, dst / ".dvc" / name)
     write_demo_rows(dst / "data" / "demo" / "tiny.jsonl")
     doc = tiny_params(data={"path": "data/demo/tiny.jsonl"}, train={"max_steps": -1})  # epochs count
+    doc = deep_update(doc, overrides)
     (dst / "params.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=test"]
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=dst, check=True)
     subprocess.run(["git", "add", "-A"], cwd=dst, check=True)
     subprocess.run([*git, "commit", "-qm", "fixture"], cwd=dst, check=True)
     return dst
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git + DVC copy of the project with tiny data and tiny params, ready for `dvc repro`."""
+    return make_repo(tmp_path / "repo")
 
 
 def run_cmd(args: list[str], cwd: Path, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:

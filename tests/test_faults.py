@@ -46,6 +46,10 @@ def test_a_damaged_newest_checkpoint_is_skipped_for_the_intact_one(data, tmp_pat
     (lambda c: (c / "trainer_state.json").unlink(), "trainer_state.json is missing"),
     (lambda c: (c / "trainer_state.json").write_text("{\"global_st"), "trainer_state.json is unreadable"),
     (lambda c: (c / "model.safetensors").write_bytes(b"\x10"), "model.safetensors is 1 bytes"),
+    (lambda c: (c / "rng_state.pth").write_bytes(b"garbled"), "rng_state.pth is unreadable"),
+    (lambda c: (c / "rng_state.pth").unlink(), "rng_state.pth is missing"),
+    (lambda c: (c / "emosum_state.json").unlink(), "emosum_state.json is missing (the save did not finish)"),
+    (lambda c: (c / "scheduler.pt").write_bytes((c / "scheduler.pt").read_bytes() + b"0"), "scheduler.pt differs"),
 ])
 def test_each_kind_of_damage_is_named(data, tmp_path, monkeypatch, damage, why):
     monkeypatch.chdir(tmp_path)
@@ -109,6 +113,7 @@ def test_a_full_disk_at_a_save_is_one_message_and_the_run_resumes_after(data, tm
         run(data, tmp_path, max_steps=6)
     msg = str(e.value)
     assert "no space left" in msg and "checkpoint-4/optimizer.pt" in msg and "MB" in msg
+    assert "the half-written checkpoint-4 was removed" in msg and not (run_dir(tmp_path) / "checkpoint-4").exists()
     assert "resumes from" in msg and "checkpoint-2" in msg
     assert checkpoints.problem(run_dir(tmp_path) / "checkpoint-2") is None
     assert not (tmp_path / "model").exists()
@@ -116,7 +121,20 @@ def test_a_full_disk_at_a_save_is_one_message_and_the_run_resumes_after(data, tm
     caplog.set_level(logging.INFO)
     again = run(data, tmp_path, max_steps=6)
     assert again["resumed_from_step"] == 2 and again["steps"] == 6
-    assert "checkpoint-4" in caplog.text and "missing" in caplog.text
+
+
+def test_torch_reports_a_full_disk_as_a_runtime_error_and_free_space_tells_it(tmp_path, monkeypatch):
+    """torch's zip writer raises `RuntimeError: [enforce fail at inline_container.cc:...] unexpected
+    pos` on a full filesystem; an error with room to spare is not taken for a full disk."""
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    err = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1330880 vs 1330772")
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda p: usage(40 * 10**6, 40 * 10**6, 4096))
+    assert checkpoints.out_of_space(err, tmp_path / "run", 30 * 10**6)
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda p: usage(10**12, 0, 10**11))
+    assert not checkpoints.out_of_space(err, tmp_path / "run", 30 * 10**6)
+    assert checkpoints.out_of_space(OSError(errno.ENOSPC, "No space left on device"), tmp_path, 10**6)
 
 
 def test_space_check_warns_when_the_scratch_filesystem_is_too_small(tmp_path, monkeypatch, caplog):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from conftest import tiny_section as section, tiny_tokenized
-from emosum import precision
+from emosum import hf, precision
 from stages import train
 
 
@@ -99,7 +99,7 @@ def test_a_burst_of_load_during_the_probe_does_not_decide_it(data, monkeypatch):
     monkeypatch.setattr(precision, "candidates", lambda device: ["fp32", "bf16"])
     monkeypatch.setattr(precision, "PROBE_SHARE", 1e6)
     tok = hf.load_tokenizer(str(data / "tokenizer"))
-    model = train.build_scratch_model(section("model").scratch, tok)
+    model = hf.scratch_model(section("model").scratch, tok)
     batches = precision.probe_batches(load_from_disk(str(data / "tokenized"))["train"],
                                       DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100), 4)
     quiet = precision.choose(model, batches, "cpu", steps=10_000, batch=4, loss_fn=token_mean_loss)["s_per_pass"]

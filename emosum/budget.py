@@ -1,0 +1,397 @@
+"""`train.time_budget`: the run's length fitted to a deadline, with the schedule fitted to the length.
+
+Libraries that offer a time limit mostly just stop (Lightning `max_time`, Keras `TimeStopping`),
+mid-schedule. Budgeted-training work found that a linear decay reaching zero at the end of the
+budget is what makes a short run good. So, before the first optimizer step:
+
+  1. measure: forward + backward of the run's typical and largest batch in the chosen precision
+     (the precision probe's own passes where it ran), one optimizer step, a validation pass and a
+     model save; a step takes a + b x padded tokens, summed over the batches of an epoch;
+  2. plan: the most steps N for which the stage's time so far + N steps + the validation passes
+     (one per epoch, and the last) + the checkpoint saves + the final save fit in the budget;
+  3. schedule: warm-up (train.warmup_ratio of N) and a linear decay that reaches zero at step N.
+
+After about a minute of training (a fifth of the budget if that is sooner) the time is estimated
+again from the real steps (the step timer's line, emosum/speed.py: data, optimizer, logging and
+checkpoints included); if the predicted end moved by more than 5%, the remaining steps are
+refitted and the decay continues from the current learning rate to zero at the new end. Should
+the machine slow down anyway, a hard stop ends training where the final validation pass and save
+still fit: the model is saved as a finished run (`stopped_by: time_budget`), never an error. The
+time spent is saved with every checkpoint (emosum_state.json), so a resumed run counts it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+
+log = logging.getLogger("emosum.train")
+
+UNITS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)\s*$")
+REPLAN_SHARE = 0.05   # the predicted end must move by more than this share of the budget to replan
+REPLAN_AFTER_S = 60.0  # the one re-estimate: after this much training ...
+REPLAN_AFTER_SHARE = 0.2  # ... or this share of the budget, whichever comes first
+TARGET = 0.99         # plan to end at this share of the budget: the hard stop is a safety net, not the plan
+GROW = 2.0            # the Trainer's epoch loop is sized for GROW x the planned steps (a replan may add steps)
+
+
+def seconds(text: str) -> float:
+    """'90s', '45min', '2h' -> seconds; ValueError naming the accepted forms."""
+    m = _DURATION.match(str(text))
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"'{text}' is not a duration: write a number and a unit, e.g. 90s, 45min, 2h")
+    return float(m.group(1)) * UNITS[m.group(2)]
+
+
+class LinearSchedule:
+    """LambdaLR factor: linear warm-up over `warmup` steps, then a linear decay to zero at `total`.
+    After replan(step, total) the decay goes on from the factor it had at `step` down to zero at
+    the new total, so the learning rate never jumps. A callable object, not a function: LambdaLR
+    saves its fields in scheduler.pt, so a resumed run continues the same (replanned) schedule."""
+
+    def __init__(self, warmup: int, total: int):
+        self.warmup, self.total = int(warmup), int(total)
+        self.from_step, self.from_factor = 0, None
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return step / max(1, self.warmup)
+        if self.from_factor is not None and step >= self.from_step:
+            return self.from_factor * max(0, self.total - step) / max(1, self.total - self.from_step)
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
+
+    def replan(self, step: int, total: int, warmup_ratio: float) -> None:
+        if step < self.warmup:  # still warming up: the same ratio of the new length
+            self.warmup, self.total = max(step, math.ceil(warmup_ratio * total)), int(total)
+            return
+        self.from_factor, self.from_step, self.total = self(step), int(step), int(total)
+
+
+class Plan:
+    """What a step, a validation pass and a save cost, and how many steps fit what is left.
+
+    `fit` is (a, b): seconds of one micro-batch = a + b x its padded tokens; an optimizer step is
+    `accumulation` micro-batches plus `optimizer_s` (0 once the fit comes from real steps, whose
+    times already hold it)."""
+
+    def __init__(self, budget_s: float, fit: tuple[float, float], micro_tokens: list[int], accumulation: int,
+                 optimizer_s: float, eval_s: float, save_s: float, final_save_s: float, save_steps: int,
+                 eval_steps: int | None):
+        self.budget_s, self.fit, self.micro_tokens, self.accumulation = budget_s, fit, micro_tokens, accumulation
+        self.optimizer_s, self.eval_s, self.save_s, self.final_save_s = optimizer_s, eval_s, save_s, final_save_s
+        self.save_steps, self.eval_steps = save_steps, eval_steps
+        self.steps_per_epoch = max(1, math.ceil(len(micro_tokens) / accumulation))
+
+    def step_s(self) -> float:
+        """Mean seconds of an optimizer step over an epoch's batches (their order is shuffled)."""
+        a, b = self.fit
+        return self.accumulation * (a + b * sum(self.micro_tokens) / max(1, len(self.micro_tokens))) + self.optimizer_s
+
+    def evals(self, start: int, end: int) -> int:
+        """Validation passes in steps (start, end]: each epoch end (or every eval_steps), and the last."""
+        every = self.eval_steps or self.steps_per_epoch
+        return end // every - start // every + (end % every != 0)
+
+    def cost(self, start: int, end: int) -> float:
+        """Seconds from step `start` to a saved model after step `end`."""
+        saves = end // self.save_steps - start // self.save_steps
+        return (end - start) * self.step_s() + self.evals(start, end) * self.eval_s + saves * self.save_s \
+            + self.final_save_s
+
+    def steps_within(self, start: int, seconds_left: float, cap: int | None = None) -> int:
+        """The largest end step (at most `cap`) whose cost from `start` fits in seconds_left; at
+        least start + 1."""
+        lo, hi = start + 1, start + 1
+        while self.cost(start, hi) <= seconds_left and (cap is None or hi < cap):
+            hi = hi * 2 if cap is None else min(cap, hi * 2)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.cost(start, mid) <= seconds_left:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def as_dict(self) -> dict:
+        return {"s_per_step": round(self.step_s(), 4), "eval_s": round(self.eval_s, 2),
+                "checkpoint_save_s": round(self.save_s, 2), "final_save_s": round(self.final_save_s, 2),
+                "steps_per_epoch": self.steps_per_epoch}
+
+
+def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least squares seconds = a + b x tokens through the measured (tokens, seconds) points."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var > 0 else 0.0
+    a = my - b * mx
+    if a < 0 or b < 0:  # two noisy points: time proportional to tokens
+        a, b = 0.0, my / max(1, mx)
+    return a, b
+
+
+def step_fit(timer) -> tuple[float, float]:
+    """a + b x tokens from the steps timed so far, leaving out the intervals a validation pass or a
+    checkpoint save fell into (over 3x the median): the plan counts those on their own."""
+    from emosum import speed
+
+    end = len(timer.starts) - 1
+    pts = [(timer.tokens[i], timer.starts[i + 1] - timer.starts[i]) for i in range(speed.WARMUP_SKIP, end)]
+    med = sorted(dt for _, dt in pts)[len(pts) // 2]
+    return fit_line([p for p in pts if p[1] <= 3 * med] or pts)
+
+
+def _timed(fn, repeat: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def optimizer_step_s(model, optimizer: str, device: str, sample: int = 4_000_000) -> float:
+    """One optimizer step, measured on a flat tensor of up to `sample` parameters with the run's
+    optimizer and scaled to the model's size (the step is elementwise: linear in the parameters).
+    Measured apart from the model so the run's own optimizer state stays untouched."""
+    import torch
+
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    m = min(n, sample)
+    p = torch.nn.Parameter(torch.zeros(m, device=device))
+    p.grad = torch.randn(m, device=device)
+    if optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        opt = Adafactor([p], lr=1e-3, relative_step=False, scale_parameter=False)
+    else:
+        opt = torch.optim.AdamW([p], lr=1e-3, fused=optimizer == "adamw_torch_fused")
+    opt.step()  # allocates the state
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    return _timed(lambda: (opt.step(), sync()), 3) * n / m
+
+
+def forward_s(model, batches: list[dict], device: str, precision: str) -> list[tuple[int, float]]:
+    """(padded tokens, seconds) of a no-grad forward pass of each batch, as the validation runs it."""
+    import torch
+
+    out = []
+    model.eval()
+    try:
+        for b in batches:
+            b = {k: v.to(device) for k, v in b.items()}
+            with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                run = lambda: model(**b)  # noqa: E731
+                run()
+                out.append((b["input_ids"].numel() + b["labels"].numel(), _timed(run)))
+    finally:
+        model.train()
+    return out
+
+
+def save_s(model, folder) -> float:
+    """Seconds to write the model's weights once (a save_pretrained's safetensors), measured in the
+    scratch folder the checkpoints go to; the file is removed."""
+    import os
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    os.makedirs(folder, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    seen, unique = set(), {}
+    for k, v in state.items():  # tied weights: safetensors refuses shared storage
+        if v.data_ptr() not in seen:
+            seen.add(v.data_ptr())
+            unique[k] = v
+    fd, path = tempfile.mkstemp(dir=folder, suffix=".safetensors")
+    os.close(fd)
+    try:
+        t0 = time.perf_counter()
+        save_file(unique, path)
+        with open(path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        return time.perf_counter() - t0
+    finally:
+        os.unlink(path)
+
+
+def eval_batches(dataloader) -> tuple[list[int], list[dict]]:
+    """Padded tokens of every validation batch (the collator only), and the smallest and the largest
+    batch to time."""
+    sizes, small, large = [], None, None
+    for b in dataloader:
+        n = b["input_ids"].numel() + b["labels"].numel()
+        sizes.append(n)
+        if small is None or n < small[0]:
+            small = (n, b)
+        if large is None or n > large[0]:
+            large = (n, b)
+    return sizes, [x[1] for x in (small, large) if x]
+
+
+class Clock:
+    """The train stage's time: from the stage's start (STARTED in stages/train.py, before the heavy
+    imports) plus what a resumed run had spent before, saved with its checkpoint."""
+
+    def __init__(self, started: float, spent_before: float = 0.0):
+        self.started, self.spent_before = started, spent_before
+
+    def elapsed(self) -> float:
+        return self.spent_before + time.monotonic() - self.started
+
+
+def agree(value):
+    """Rank 0's value on every rank (each rank measures on its own and could plan otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+    return value
+
+
+def spread(sizes: list[int], k: int = 16) -> list[int]:
+    """Indices of k batches whose sizes sit at evenly spaced quantiles of `sizes` (5% to 95%)."""
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i])
+    picks = [order[min(len(order) - 1, int(q * len(order)))] for q in [0.05 + 0.9 * j / max(1, k - 1) for j in range(k)]]
+    return list(dict.fromkeys(picks))
+
+
+def measure(trainer, model, batches: list[dict], precision: str, device: str, optimizer: str, probe: dict | None,
+            run_dir, loss_fn, collate=None, more: list[dict] = ()) -> dict:
+    """The costs a plan needs, measured on this machine: a + b x tokens for a training step (plus
+    `collate()`, one batch's collation, when given), one validation pass, a checkpoint save and the
+    final save.
+
+    The step line is fitted through one pass of each of `more`, batches spread over the run's sizes
+    (after one untimed pass): the mean of a machine whose speed drifts +-15% from second to second,
+    as training sees it. The best of a few passes of one or two batches (what the precision probe
+    compares, rightly for a choice) put the demo's step at 0.14 s where its epochs averaged 0.19 s
+    of forward and backward."""
+    from emosum import memory, precision as prec
+
+    size = lambda b: b["input_ids"].numel() + b["labels"].numel()  # noqa: E731
+    todo = list(more) or list(batches)
+    with memory.untouched(model, device):
+        on = lambda b: {k: v.to(device) for k, v in b.items()}  # noqa: E731
+        prec.pass_seconds(model, on(max(todo, key=size)), device, precision, loss_fn)  # allocations, kernels
+        points = [(size(b), prec.pass_seconds(model, on(b), device, precision, loss_fn)) for b in todo]
+    a, b = fit_line(points)
+    if collate is not None:  # the data side of a step: the collator pads a batch
+        a += _timed(collate, 3)
+    opt_s = optimizer_step_s(model, optimizer, device)
+    val_shapes, val_batches = eval_batches(trainer.get_eval_dataloader())
+    va, vb = fit_line(forward_s(model, val_batches, device, precision)) if val_shapes else (0.0, 0.0)
+    write_s = save_s(model, run_dir)
+    return {"pass_fit": (a, b), "optimizer_step_s": opt_s, "eval_s": sum(va + vb * t for t in val_shapes),
+            "final_save_s": write_s, "checkpoint_save_s": 3 * write_s,  # weights + AdamW's two moments
+            "points": [(n, round(t, 4)) for n, t in points]}
+
+
+class Keeper:
+    """The budget while training: replans once on the step timer's refit (about a minute in) when
+    the predicted end moved by more than REPLAN_SHARE, and stops hard where the final validation
+    pass and save would no longer fit. Used as a TrainerCallback (see `callback`)."""
+
+    def __init__(self, plan: Plan, clock: Clock, schedule: LinearSchedule, warmup_ratio: float, cap: int,
+                 planned: int, spent_before: float, timer=None):
+        self.plan, self.clock, self.schedule, self.warmup_ratio, self.cap = plan, clock, schedule, warmup_ratio, cap
+        self.timer, self.replanned, self.train_start = timer, False, None
+        self.record = {"budget_s": plan.budget_s, "planned_steps": planned, "replanned_steps": None,
+                       "spent_before_resume_s": round(spent_before, 1), "stopped_by": "schedule"}
+
+    def maybe_replan(self, state) -> None:
+        """The one re-estimate, once about a minute (or a fifth of the budget) of steps is timed."""
+        from emosum import speed
+
+        t = self.timer
+        if self.replanned or t is None or self.train_start is None or len(t.starts) < speed.WARMUP_SKIP + 5:
+            return
+        if agree(time.monotonic() - self.train_start >= min(REPLAN_AFTER_S, REPLAN_AFTER_SHARE * self.plan.budget_s)):
+            self.replanned = True
+            self.replan(state, agree(step_fit(t)))
+
+    def replan(self, state, fit: tuple[float, float]) -> None:
+        """On the refit: a + b x tokens now measured on real steps (optimizer, data and logging in)."""
+        self.plan.fit, self.plan.optimizer_s = fit, 0.0
+        now, step = self.clock.elapsed(), state.global_step
+        end = now + self.plan.cost(step, state.max_steps)
+        moved = (end - TARGET * self.plan.budget_s) / self.plan.budget_s
+        new = agree(self.plan.steps_within(step, TARGET * self.plan.budget_s - now, self.cap)
+                    if abs(moved) > REPLAN_SHARE else state.max_steps)
+        log.info("time budget: at step %d after %.0f s the run is predicted to end at %.0f s (%+.1f%% of the budget "
+                 "%.0f s)%s", step, now, end, 100 * moved, self.plan.budget_s,
+                 f"; replanned: {state.max_steps} -> {new} steps, the decay now reaches zero at step {new}"
+                 if new != state.max_steps else "; the plan stands")
+        if new != state.max_steps:
+            self.schedule.replan(step, new, self.warmup_ratio)
+            state.max_steps = new
+            self.record["replanned_steps"] = new
+
+    def saved(self) -> dict:
+        """What a checkpoint keeps of the budget, so a resumed run goes on with the same schedule."""
+        return {"schedule": dict(self.schedule.__dict__), "planned_steps": self.record["planned_steps"],
+                "replanned_steps": self.record["replanned_steps"]}
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        keeper = self
+
+        class BudgetCallback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                state.max_steps = keeper.schedule.total  # the epoch loop was sized larger (GROW)
+                keeper.train_start = time.monotonic()
+
+            def on_step_end(self, args, state, control, **kwargs):
+                keeper.maybe_replan(state)
+                p = keeper.plan
+                left = p.budget_s - keeper.clock.elapsed()
+                over = state.global_step < state.max_steps and left < p.step_s() + p.eval_s + p.final_save_s
+                if agree(over):
+                    control.should_training_stop = True
+                    keeper.record["stopped_by"] = "time_budget"
+                    log.warning("time budget: %.0f s left, no room for another step and the final validation and "
+                                "save: stopping at step %d of %d; the model is saved as a finished run",
+                                left, state.global_step, state.max_steps)
+
+        return BudgetCallback()
+
+
+def start(trainer, model, cfg, precision: str, device: str, probe: dict | None, batches: list[dict],
+          micro_tokens: list[int], accumulation: int, run_dir, clock: Clock, saved: dict | None, loss_fn,
+          timer=None, collate=None, more: list[dict] = ()):
+    """Plan the run within train.time_budget (or take the plan of the run being resumed): sets the
+    Trainer's max_steps and its schedule. Returns the Keeper."""
+    budget_s = seconds(cfg.time_budget)
+    costs = agree(measure(trainer, model, batches, precision, device, cfg.optimizer, probe, run_dir, loss_fn, collate,
+                          more))
+    plan = Plan(budget_s, costs["pass_fit"], micro_tokens, accumulation, costs["optimizer_step_s"], costs["eval_s"],
+                costs["checkpoint_save_s"], costs["final_save_s"], cfg.save_steps, cfg.eval_steps)
+    if saved and saved.get("schedule"):  # resumed: the schedule (and its length) goes on as it was
+        schedule = LinearSchedule(0, 0)
+        schedule.__dict__.update(saved["schedule"])
+        planned = saved.get("planned_steps", schedule.total)
+        plan.budget_s = budget_s
+        log.info("time budget %s: resumed with %.0f s already spent; the plan of %d steps goes on", cfg.time_budget,
+                 clock.spent_before, schedule.total)
+    else:
+        now = clock.elapsed()
+        planned = plan.steps_within(0, TARGET * budget_s - now)
+        schedule = LinearSchedule(trainer.args.get_warmup_steps(planned), planned)
+        log.info("time budget %s (%.0f s): %.0f s spent before training; measured %.3f s a step, %.1f s a validation "
+                 "pass, %.1f s a checkpoint; planned %d steps (%.2f epochs of %d), warm-up %d, linear decay to zero "
+                 "at step %d; predicted end %.0f s", cfg.time_budget, budget_s, now, plan.step_s(), plan.eval_s,
+                 plan.save_s, planned, planned / plan.steps_per_epoch, plan.steps_per_epoch, schedule.warmup,
+                 planned, now + plan.cost(0, planned))
+    cap = max(schedule.total, int(GROW * planned))
+    trainer.args.max_steps = schedule.total
+    trainer.budget_schedule, trainer.budget_cap = schedule, cap
+    keeper = Keeper(plan, clock, schedule, cfg.warmup_ratio, cap, planned, clock.spent_before, timer)
+    keeper.record.update(plan=plan.as_dict(), measured={k: round(v, 4) if isinstance(v, float) else v
+                                                        for k, v in costs.items()})
+    return keeper

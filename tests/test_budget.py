@@ -1,0 +1,123 @@
+"""train.time_budget (emosum/budget.py) on the tiny model: the budget sets the steps, the schedule
+reaches zero at the last step, a hard stop saves a usable model, a resumed run counts the time
+spent; and the schedule's arithmetic."""
+import json
+import os
+import time
+
+import pytest
+
+from conftest import tiny_section as section, tiny_tokenized
+from emosum import budget, checkpoints, params
+from stages import train
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tiny_tokenized(tmp_path_factory.mktemp("budget"), n=200)
+
+
+def run(data, tmp_path, monkeypatch, callbacks=(), started=None, **over):
+    monkeypatch.chdir(tmp_path)  # .scratch/ lands here
+    cfg = section("train", **{"max_steps": -1, "epochs": 1, "logging_steps": 1, **over})
+    return train.run(section("model"), cfg, data / "tokenizer", data / "tokenized", tmp_path / "model", None,
+                     callbacks=callbacks, started=started)
+
+
+def test_durations_parse_and_bad_ones_name_the_forms():
+    assert [budget.seconds(x) for x in ("90s", "45min", "2h", "1.5h", "3 min")] == [90, 2700, 7200, 5400, 180]
+    for bad in ("3 minutes", "-5s", "0s", "soon"):
+        with pytest.raises(ValueError, match="e.g. 90s, 45min, 2h"):
+            budget.seconds(bad)
+    with pytest.raises(params.ParamsError, match=r"train.time_budget: .*180s"):
+        params.parse_section("train", {"time_budget": 180})
+
+
+def test_schedule_warms_up_decays_to_zero_and_replans_without_a_jump():
+    s = budget.LinearSchedule(warmup=10, total=100)
+    assert s(0) == 0 and s(5) == 0.5 and s(10) == 1.0 and s(55) == pytest.approx(0.5) and s(100) == 0.0
+    before = s(40)
+    s.replan(40, 160, 0.1)  # more steps: the decay goes on from where it is, to zero at 160
+    assert s(40) == pytest.approx(before) and s(160) == 0.0 and 0 < s(150) < s(100) < before
+    s2 = budget.LinearSchedule(warmup=10, total=100)
+    s2.replan(5, 40, 0.1)  # still warming up: the same ratio of the new length
+    assert s2.warmup == 5 and s2(40) == 0.0
+
+
+def test_plan_fits_steps_evaluations_and_saves_into_the_time_left():
+    p = budget.Plan(100.0, (0.1, 0.0), [100] * 10, 1, 0.0, eval_s=2.0, save_s=1.0, final_save_s=0.5, save_steps=20,
+                    eval_steps=None)
+    n = p.steps_within(0, 30.0)
+    assert p.cost(0, n) <= 30.0 < p.cost(0, n + 1)
+    # 10 steps an epoch: each epoch end is a validation pass; every 20 steps a checkpoint
+    assert p.evals(0, 25) == 3 and p.cost(0, 20) == pytest.approx(20 * 0.1 + 2 * 2.0 + 1 * 1.0 + 0.5)
+
+
+def test_the_budget_sets_the_steps_and_the_schedule_reaches_zero_at_the_last_step(data, tmp_path, monkeypatch,
+                                                                                  caplog):
+    from transformers import TrainerCallback
+
+    caplog.set_level("INFO", logger="emosum.train")
+    lrs = {}
+
+    class LR(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if "learning_rate" in (logs or {}):
+                lrs[state.global_step] = logs["learning_rate"]  # the rate the step was taken with
+
+        def on_train_end(self, args, state, control, lr_scheduler=None, **kw):
+            lrs["after"] = lr_scheduler.get_last_lr()[0]  # where the schedule stands after the last step
+
+    stats = run(data, tmp_path, monkeypatch, callbacks=[LR()], time_budget="8s", epochs=50)
+    tb = stats["time_budget"]
+    assert tb["stopped_by"] == "schedule" and tb["budget_s"] == 8
+    assert stats["steps"] == (tb["replanned_steps"] or tb["planned_steps"]) != 50 * 10  # not what epochs say
+    assert f"planned {tb['planned_steps']} steps" in caplog.text
+    # warm-up, then a linear decay that reaches zero at the last step
+    assert lrs.pop("after") == 0.0
+    last = max(lrs)
+    peak = max(lrs, key=lrs.get)
+    tail = [lrs[k] for k in sorted(lrs) if k >= peak]
+    assert last == stats["steps"] and lrs[peak] > 0 and all(a > b for a, b in zip(tail, tail[1:]))
+    assert lrs[last] < lrs[peak] * 0.05  # the last step's rate: one step's share of the decay
+
+
+def test_a_hard_stop_at_the_budget_saves_a_usable_model(data, tmp_path, monkeypatch, caplog):
+    """The machine slows down: the clock runs 30 s ahead after step 3. Training stops where the final
+    validation and save still fit, and the model is a finished run, not an error."""
+    from transformers import AutoModelForSeq2SeqLM, TrainerCallback
+
+    class SlowDown(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                monkeypatch.setattr(budget.Clock, "elapsed", lambda self: 10_000.0)
+
+    stats = run(data, tmp_path, monkeypatch, callbacks=[SlowDown()], time_budget="1h")
+    assert stats["time_budget"]["stopped_by"] == "time_budget"
+    assert stats["steps"] == 3 < stats["time_budget"]["planned_steps"]
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(tmp_path / "model"))
+    assert sum(p.numel() for p in model.parameters()) == stats["parameters"]
+    assert "no room for another step" in caplog.text
+
+
+def test_a_resumed_run_counts_the_time_already_spent(data, tmp_path, monkeypatch):
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 5:
+                raise RuntimeError("simulated crash after checkpoint-4")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(data, tmp_path, monkeypatch, callbacks=[Crash()], time_budget="12s", save_steps=4,
+            started=time.monotonic() - 4)  # the stage had been running for 4 s
+    ckpt = checkpoints.newest_intact(next((tmp_path / ".scratch" / "train").iterdir()))
+    saved = checkpoints.read_state(ckpt)
+    assert ckpt.endswith("checkpoint-4") and saved["spent_s"] >= 4 and saved["schedule"]["total"] > 5
+    stats = run(data, tmp_path, monkeypatch, time_budget="12s", save_steps=4)
+    tb = stats["time_budget"]
+    assert stats["resumed_from_step"] == 4 and tb["spent_before_resume_s"] == pytest.approx(saved["spent_s"], abs=0.1)
+    assert tb["total_s"] == pytest.approx(saved["spent_s"] + stats["wall_s"], abs=0.2)
+    assert tb["planned_steps"] == saved["planned_steps"]  # the plan went on as it was, not made again
+    # the plan's length, or the one re-estimate's, unless the hard stop came first
+    assert stats["steps"] == (tb["replanned_steps"] or saved["schedule"]["total"]) or tb["stopped_by"] == "time_budget"
