@@ -165,8 +165,7 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
             model = MT5ForConditionalGeneration(arch)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
-    collator = DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100, pad_to_multiple_of=cfg.pad_to_multiple_of)
-    collate = lambda: collator(feats)  # noqa: E731
+
     world = cfg.num_processes * cfg.num_machines
     from emosum import launch
 
@@ -174,23 +173,27 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
     order = list(EpochSeededSampler(src, cfg.batch_size * accum, cfg.seed))
     pairs = [(src[i], tgt[i]) for i in order]
     micro = [pairs[i:i + cfg.batch_size] for i in range(0, len(pairs), cfg.batch_size)]
-    pad = cfg.pad_to_multiple_of
-    rnd = lambda n: -(-n // pad) * pad if pad else n  # noqa: E731
-    micro_tokens = [len(m) * (rnd(max(a for a, _ in m)) + rnd(max(b for _, b in m))) for m in micro]
     by_len = sorted(range(len(src)), key=lambda i: src[i] + tgt[i])
     mid = max(0, len(by_len) // 2 - cfg.batch_size // 2)
-    typical = _batch([(src[i], tgt[i]) for i in by_len[mid:mid + cfg.batch_size]], vocab, pad, 1)
-    largest = _batch([(src[i], tgt[i]) for i in by_len[-cfg.batch_size:]], vocab, pad, 2)
-    more = [_batch(micro[i], vocab, pad, 10 + i) for i in budget.spread(micro_tokens, batches)]
     steps_per_epoch = max(1, math.ceil(len(micro) / accum))
     steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
     built_s = time.perf_counter() - t0
 
     precision = hf.pick_precision(cfg.precision, cfg.allow_fp16)
     probe = None
-    if precision == "auto":
-        probe = prec.choose(model, [typical, largest], device, steps, cfg.batch_size, token_mean_loss, timed=timed)
+    if precision == "auto":  # as the stage: the probe's batches unpadded, the padding follows the choice
+        probe = prec.choose(model, [_batch([(src[i], tgt[i]) for i in idx], vocab, None, seed) for idx, seed in
+                                    ((by_len[mid:mid + cfg.batch_size], 1), (by_len[-cfg.batch_size:], 2))],
+                            device, steps, cfg.batch_size, token_mean_loss, timed=timed)
         precision = probe["choice"]
+    pad = speed.pad_multiple(cfg.pad_to_multiple_of, precision, device)
+    rnd = lambda n: -(-n // pad) * pad if pad else n  # noqa: E731
+    micro_tokens = [len(m) * (rnd(max(a for a, _ in m)) + rnd(max(b for _, b in m))) for m in micro]
+    typical = _batch([(src[i], tgt[i]) for i in by_len[mid:mid + cfg.batch_size]], vocab, pad, 1)
+    largest = _batch([(src[i], tgt[i]) for i in by_len[-cfg.batch_size:]], vocab, pad, 2)
+    more = [_batch(micro[i], vocab, pad, 10 + i) for i in budget.spread(micro_tokens, batches)]
+    collator = DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100, pad_to_multiple_of=pad)
+    collate = lambda: collator(feats)  # noqa: E731
     mem = memory.predict(model, [largest], precision, device, cfg.optimizer, token_mean_loss)
 
     class _Loader:  # the validation batches as the Trainer's sequential eval loader makes them
@@ -221,7 +224,7 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
         "row": label, "overrides": over, "samples": len(rows["train"]), "steps": steps,
         "epochs": round(steps / steps_per_epoch, 3), "truncated_share": round(truncated, 4),
         "max_source_length": max_src, "max_target_length": tok_p.max_target_length, "batch_size": cfg.batch_size,
-        "precision": precision, "precision_source": (probe or {}).get("source", "forced"),
+        "precision": precision, "precision_source": (probe or {}).get("source", "forced"), "pad_to_multiple_of": pad,
         "s_per_pass": (probe or {}).get("s_per_pass", {}), "s_per_step": round(plan.step_s(), 4),
         "train_s": round(train_s, 1), "stage_s": round(startup + train_s + plan.final_save_s, 1),
         "peak_memory_gb": mem.get("predicted_peak_gb"), "memory": mem,

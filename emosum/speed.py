@@ -53,6 +53,21 @@ def batches_at(dataloader, indices: list[int]) -> list[dict]:
     return [out[i] for i in indices if i in out]
 
 
+CPU_BF16_PAD = 16  # measured on the demo (AMD EPYC, bf16): epochs of passes held 1.05 GB padded, 1.6 -> 2.0 GB not
+
+
+def pad_multiple(setting, precision: str, device: str) -> int | None:
+    """train.pad_to_multiple_of resolved: `auto` pads to CPU_BF16_PAD tokens when training in bf16 on
+    a CPU, where oneDNN keeps caches for every new batch shape, so memory grows and steps slow as a
+    run meets more shapes (the default run met 344: its peak went from 1.0 to 2.6 GB, and the plan
+    made from its first passes fell 57% short). Padded to 16, isolated passes over the default's
+    epochs stayed at 1.05 GB and ran as fast (27.6 s an epoch against 27.7). fp32 keeps no such
+    caches (flat at 1.08 GB unpadded): no padding there, nor on a GPU unless asked."""
+    if setting != "auto":
+        return setting
+    return CPU_BF16_PAD if precision == "bf16" and device == "cpu" else None
+
+
 def padded(shape) -> int:
     return shape[0] * (shape[1] + shape[2])
 

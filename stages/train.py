@@ -88,13 +88,16 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
     saved = checkpoints.read_state(resume)
     clock = budget.Clock(started, saved.get("spent_s", 0.0))  # a resumed run counts the time already spent
     disk = checkpoints.check_space(run_dir, n_params, cfg.optimizer, keep=SAVE_TOTAL_LIMIT)
-    collator = DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100,
-                                      pad_to_multiple_of=cfg.pad_to_multiple_of)
+    collate = lambda pad: DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100,  # noqa: E731
+                                                 pad_to_multiple_of=pad)
     probe_info = None
     if precision == "auto":
-        precision, probe_info = prec.for_run(model, ds["train"], collator, cfg, device, world, accum, run_dir,
+        precision, probe_info = prec.for_run(model, ds["train"], collate(None), cfg, device, world, accum, run_dir,
                                              resume, token_mean_loss)
-    log.info("training in %s", precision)
+    pad = speed.pad_multiple(cfg.pad_to_multiple_of, precision, device)
+    collator = collate(pad)
+    log.info("training in %s; batches padded to %s", precision, f"a multiple of {pad} tokens" if pad else
+             "their longest example")
     args = Seq2SeqTrainingArguments(
         output_dir=str(run_dir), num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,

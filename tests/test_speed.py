@@ -75,3 +75,29 @@ def test_a_timed_run_waits_for_the_device_only_where_a_timing_window_closes(tmp_
     sp = stats["speed"]
     assert sp["steady_steps"] == 30 - speed.WARMUP_SKIP and sp["steady_tokens_per_s"] > 0
     assert stats["tokens_per_s"] > sp["steady_tokens_per_s"] * 0.3  # all steps' tokens were counted
+
+
+def test_auto_padding_only_for_bf16_on_a_cpu():
+    from emosum import speed
+
+    assert speed.pad_multiple("auto", "bf16", "cpu") == 16
+    assert speed.pad_multiple("auto", "fp32", "cpu") is None
+    assert speed.pad_multiple("auto", "bf16", "cuda") is None
+    assert speed.pad_multiple(8, "fp32", "cpu") == 8 and speed.pad_multiple(None, "bf16", "cpu") is None
+
+
+def test_a_bf16_cpu_run_pads_its_batches_to_16(tmp_path, monkeypatch, caplog):
+    import pytest
+
+    from conftest import tiny_section, tiny_tokenized
+    from emosum import hf
+    from stages import train
+
+    if not hf.bf16_available():
+        pytest.skip("this CPU has no bf16 units")
+    d = tiny_tokenized(tmp_path / "d")
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level("INFO", logger="emosum.train")
+    stats = train.run(tiny_section("model"), tiny_section("train", precision="bf16", max_steps=2), d / "tokenizer",
+                      d / "tokenized", tmp_path / "model", None)
+    assert "padded to a multiple of 16 tokens" in caplog.text and stats["precision"] == "bf16"
