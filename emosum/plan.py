@@ -165,7 +165,6 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
             model = MT5ForConditionalGeneration(arch)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
-
     world = cfg.num_processes * cfg.num_machines
     from emosum import launch
 
@@ -175,6 +174,8 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
     micro = [pairs[i:i + cfg.batch_size] for i in range(0, len(pairs), cfg.batch_size)]
     by_len = sorted(range(len(src)), key=lambda i: src[i] + tgt[i])
     mid = max(0, len(by_len) // 2 - cfg.batch_size // 2)
+    typical_largest = lambda pad: [_batch([(src[i], tgt[i]) for i in idx], vocab, pad, seed) for idx, seed in  # noqa: E731
+                                   ((by_len[mid:mid + cfg.batch_size], 1), (by_len[-cfg.batch_size:], 2))]
     steps_per_epoch = max(1, math.ceil(len(micro) / accum))
     steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
     built_s = time.perf_counter() - t0
@@ -182,15 +183,12 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
     precision = hf.pick_precision(cfg.precision, cfg.allow_fp16)
     probe = None
     if precision == "auto":  # as the stage: the probe's batches unpadded, the padding follows the choice
-        probe = prec.choose(model, [_batch([(src[i], tgt[i]) for i in idx], vocab, None, seed) for idx, seed in
-                                    ((by_len[mid:mid + cfg.batch_size], 1), (by_len[-cfg.batch_size:], 2))],
-                            device, steps, cfg.batch_size, token_mean_loss, timed=timed)
+        probe = prec.choose(model, typical_largest(None), device, steps, cfg.batch_size, token_mean_loss, timed=timed)
         precision = probe["choice"]
     pad = speed.pad_multiple(cfg.pad_to_multiple_of, precision, device)
     rnd = lambda n: -(-n // pad) * pad if pad else n  # noqa: E731
     micro_tokens = [len(m) * (rnd(max(a for a, _ in m)) + rnd(max(b for _, b in m))) for m in micro]
-    typical = _batch([(src[i], tgt[i]) for i in by_len[mid:mid + cfg.batch_size]], vocab, pad, 1)
-    largest = _batch([(src[i], tgt[i]) for i in by_len[-cfg.batch_size:]], vocab, pad, 2)
+    typical, largest = typical_largest(pad)
     more = [_batch(micro[i], vocab, pad, 10 + i) for i in budget.spread(micro_tokens, batches)]
     collator = DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100, pad_to_multiple_of=pad)
     collate = lambda: collator(feats)  # noqa: E731

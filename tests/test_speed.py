@@ -86,9 +86,10 @@ def test_auto_padding_only_for_bf16_on_a_cpu():
     assert speed.pad_multiple(8, "fp32", "cpu") == 8 and speed.pad_multiple(None, "bf16", "cpu") is None
 
 
-def test_a_bf16_cpu_run_pads_its_batches_to_16(tmp_path, monkeypatch, caplog):
-    import pytest
-
+def test_a_bf16_cpu_run_pads_its_batches_to_16_and_an_fp32_run_does_not(tmp_path, monkeypatch, caplog):
+    """The Trainer's own training batches (the dataloader the stage hands to speed.batch_shapes),
+    not just the log line: every source and target length a multiple of 16 in bf16; in fp32 the
+    tiny data's lengths stay as they are."""
     from conftest import tiny_section, tiny_tokenized
     from emosum import hf
     from stages import train
@@ -98,6 +99,18 @@ def test_a_bf16_cpu_run_pads_its_batches_to_16(tmp_path, monkeypatch, caplog):
     d = tiny_tokenized(tmp_path / "d")
     monkeypatch.chdir(tmp_path)
     caplog.set_level("INFO", logger="emosum.train")
-    stats = train.run(tiny_section("model"), tiny_section("train", precision="bf16", max_steps=2), d / "tokenizer",
-                      d / "tokenized", tmp_path / "model", None)
-    assert "padded to a multiple of 16 tokens" in caplog.text and stats["precision"] == "bf16"
+    seen = {}
+    real = speed.batch_shapes
+    monkeypatch.setattr(speed, "batch_shapes", lambda loader, largest=None: seen.setdefault("shapes", real(loader, largest)))
+    for precision in ("bf16", "fp32"):
+        seen.clear()
+        stats = train.run(tiny_section("model"), tiny_section("train", precision=precision, max_steps=2),
+                          d / "tokenizer", d / "tokenized", tmp_path / f"model-{precision}", None)
+        lengths = [n for _, src, tgt, _ in seen["shapes"] for n in (src, tgt)]
+        assert stats["precision"] == precision and len(seen["shapes"]) > 1
+        if precision == "bf16":
+            assert "padded to a multiple of 16 tokens" in caplog.text
+            assert all(n % 16 == 0 for n in lengths), lengths
+        else:
+            assert "batches padded to their longest example" in caplog.text
+            assert any(n % 16 for n in lengths), lengths
