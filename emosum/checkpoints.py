@@ -174,6 +174,8 @@ def out_of_space(e: BaseException, folder: Path, need: int) -> bool:
     less free space left than the save needed."""
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
+    if "No space left on device" in str(e) or "os error 28" in str(e):  # tokenizers' Rust io::Error
+        return True
     probe = Path(folder)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent

@@ -217,3 +217,9 @@ def dir_size(path: PathLike) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def read_jsonl(path: PathLike) -> list[dict]:
+    """A JSONL file this project wrote (the splits, predictions): one object a line."""
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

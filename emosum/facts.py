@@ -7,7 +7,9 @@ here cannot be passed that way:
 - **fact recall**: for each column named in `evaluate.fact_columns` (the demo's `cause` and
   `emotion`), the share of predictions that state the row's value. For a label-like column (at
   most `evaluate.max_label_values` distinct values) a prediction that also names another value
-  is wrong, so a summary listing every emotion scores nothing.
+  is wrong, so a summary listing every emotion scores nothing. A free-text column (the cause) is
+  scored exactly (the value occurs in the prediction) and, as `<column>_half`, leniently: at least
+  half of its characters occur in the prediction (a cause shortened or partly reworded).
 - **the constant-summary floor**: the one summary that, written for every input, scores best:
   the training summary with the highest mean ROUGE-L against a seeded sample of the other
   training summaries (chosen on training data, scored on the test set like the model).
@@ -41,7 +43,7 @@ def recall(predictions: list[str], facts: list[dict], columns: list[str], known:
     counted), and under "all" the share with every column right. Returns (numbers for the metrics,
     details: per-value recall and the most frequent confusions of label-like columns)."""
     preds = [normalize(p) for p in predictions]
-    scores, details, per_row = {}, {}, defaultdict(list)
+    scores, details, per_row, half = {}, {}, defaultdict(list), defaultdict(list)
     for col in columns:
         values = {normalize(v) for v in known.get(col, set()) if normalize(v)}
         label = len(values) <= max_label_values
@@ -57,10 +59,13 @@ def recall(predictions: list[str], facts: list[dict], columns: list[str], known:
                     confusions[(truth, " + ".join(sorted(named - {truth})) or "(none)")] += 1
             else:
                 ok = truth in p
+                half[col].append(char_recall(p, truth) >= 0.5)
             right.append(ok)
             per_value[truth].append(ok)
             per_row[i].append(ok)
         scores[col] = round(sum(right) / len(right), 4) if right else None
+        if half[col]:  # free text (the demo's cause): also the lenient score, half its characters
+            scores[f"{col}_half"] = round(sum(half[col]) / len(half[col]), 4)
         details[col] = {
             "label": label, "distinct_values": len(values), "rows": len(right),
             "recall_per_value": {v: {"recall": round(sum(ok) / len(ok), 3), "rows": len(ok)}
@@ -72,6 +77,17 @@ def recall(predictions: list[str], facts: list[dict], columns: list[str], known:
     if columns and complete:
         scores["all"] = round(sum(complete) / len(complete), 4)
     return scores, details
+
+
+def char_recall(prediction: str, value: str) -> float:
+    """The share of the value's characters (letters and digits, counted with repeats) that the
+    prediction holds: the lenient score for free text, where a summary may shorten or reword the
+    cause. Punctuation and the summary's own template do not count."""
+    want = Counter(c for c in normalize(value) if c.isalnum())
+    if not want:
+        return 0.0
+    have = Counter(c for c in normalize(prediction) if c.isalnum())
+    return sum(min(n, have[c]) for c, n in want.items()) / sum(want.values())
 
 
 def best_constant(summaries: list[str], seed: int = 0, candidates: int = 100, references: int = 200) -> str:

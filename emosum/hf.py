@@ -105,10 +105,40 @@ def scratch_model(cfg, tok):
                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                        decoder_start_token_id=tok.pad_token_id)
     model = MT5ForConditionalGeneration(config)
-    # The default init draws embeddings with std 1; with the (tied, unscaled) LM head that gives
-    # logits of std ~sqrt(d_model) and a first loss near 100 instead of ~ln(vocab).
+    # The default init draws embeddings with std 1 (a first loss near 100 instead of ~ln(vocab));
+    # std d_model ** -0.5 (0.088 at d128; embedding_std null) fixed that but left the tied output logits so small that
+    # the model could not become confident about a copied character: on the open-cause demo
+    # (bench/copy_probe.py, 600 steps, bf16) std 0.5 reached emotion 45% and half the cause's
+    # characters 27%, std 0.088 15% and 6%: params.yaml's model.scratch.embedding_std is 0.5.
+    std = cfg.embedding_std or cfg.d_model ** -0.5
     with torch.no_grad():
-        model.shared.weight.normal_(mean=0.0, std=cfg.d_model ** -0.5)
+        model.shared.weight.normal_(mean=0.0, std=std)
         if model.lm_head.weight.data_ptr() != model.shared.weight.data_ptr():
-            model.lm_head.weight.normal_(mean=0.0, std=cfg.d_model ** -0.5)
+            model.lm_head.weight.normal_(mean=0.0, std=std)
     return model
+
+
+def fast_tokenizer(model_proto: bytes):
+    """A `tokenizers` Unigram tokenizer with SentencePiece's pieces, scores and normalisation.
+
+    Built here because transformers 5's T5Tokenizer builds its Unigram with byte_fallback=False
+    (and rebuilds it so from spiece.model on every load): a character outside the vocabulary, and
+    the whole run of characters after it up to a space, became one <unk>. The generic fast
+    tokenizer class saves this one as tokenizer.json and loads it back unchanged (tested)."""
+    from sentencepiece import sentencepiece_model_pb2
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+    from transformers import PreTrainedTokenizerFast
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model_proto)
+    byte = proto.trainer_spec.byte_fallback
+    t = Tokenizer(Unigram([(p.piece, p.score) for p in proto.pieces], unk_id=2, byte_fallback=byte))
+    t.normalizer = normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap)
+    t.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")])
+    meta = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    t.decoder = decoders.Sequence([decoders.ByteFallback(), meta]) if byte else meta
+    t.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                     special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=t, eos_token="</s>", unk_token="<unk>", pad_token="<pad>")

@@ -44,6 +44,7 @@ def select_ids(proto, counts: Counter, min_vocab: int = 0) -> list[int]:
     n = len(proto.pieces)
     keep = {i for i, p in enumerate(proto.pieces) if p.type in (2, 3)}  # UNKNOWN, CONTROL: <unk> <pad> </s>
     keep |= {i for i in counts if i < n}
+    keep |= {i for i, p in enumerate(proto.pieces) if p.type == 6}  # BYTE: byte fallback needs all 256
     if min_vocab > len(keep):
         # a unigram piece's score is its log-probability: the best proxy for how common it is
         rest = sorted((i for i in range(n) if i not in keep), key=lambda i: -proto.pieces[i].score)
@@ -55,7 +56,7 @@ def prune_tokenizer(tok, texts: list[str], out_dir: Path, min_vocab: int = 0):
     """Write a pruned SentencePiece tokenizer and the id map to out_dir; returns (tokenizer, kept ids)."""
     from transformers import T5Tokenizer
 
-    spm_file = getattr(tok, "vocab_file", None)
+    spm_file = getattr(tok, "vocab_file", None) or Path(getattr(tok, "name_or_path", "") or ".") / "spiece.model"
     if not spm_file or not Path(spm_file).is_file():
         raise ValueError("tokenize.prune_vocab: the checkpoint's tokenizer has no SentencePiece model "
                          "file (spiece.model); set tokenize.prune_vocab: false")
@@ -68,7 +69,12 @@ def prune_tokenizer(tok, texts: list[str], out_dir: Path, min_vocab: int = 0):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "spiece.model").write_bytes(proto.SerializeToString())
     (out_dir / MAP_FILE).write_text(json.dumps({"original_vocab": len(tok), "kept_ids": keep}))
-    new = T5Tokenizer.from_pretrained(str(out_dir), extra_ids=0)
+    if proto.trainer_spec.byte_fallback:  # T5Tokenizer would drop it (emosum/hf.py: fast_tokenizer)
+        from emosum.hf import fast_tokenizer
+
+        new = fast_tokenizer(proto.SerializeToString())
+    else:
+        new = T5Tokenizer.from_pretrained(str(out_dir), extra_ids=0)
     log.info("pruned the vocabulary from %d to %d pieces (%d used by the data)", len(tok), len(keep),
              len(counts))
     return new, keep

@@ -119,23 +119,85 @@ def share(a, b) -> str:
     return f"{100 * a / b:.1f}%" if a is not None and b else "n/a"
 
 
-def fact_columns(runs: list[dict]) -> list[tuple]:
-    """Fact recall columns: every fact any run measured, the model's then both floors'."""
-    cols = sorted({c for r in runs for c in (value(r, "metrics/eval.json", "fact_recall") or {})},
+def fact_columns(runs: list[dict], split: str = "") -> list[tuple]:
+    """Fact recall columns: every fact any run measured, the model's then both floors'. `split`: an
+    extra test split's (its metrics sit under its name in eval.json)."""
+    at = f"{split}." if split else ""
+    cols = sorted({c for r in runs for c in (value(r, "metrics/eval.json", f"{at}fact_recall") or {})},
                   key=lambda c: (c == "all", c))
-    return [(f"{who}{c} recall", "metrics/eval.json", f"{prefix}fact_recall.{c}", "{:.0%}")
-            for c in cols for who, prefix in (("", ""), ("lead ", "lead_"), ("constant ", "constant_"))]
+    return [(f"{split + ' ' if split else ''}{who}{c} recall", "metrics/eval.json", f"{at}{prefix}fact_recall.{c}",
+             "{:.0%}") for c in cols for who, prefix in (("", ""), ("lead ", "lead_"), ("constant ", "constant_"))]
+
+
+def extra_splits(runs: list[dict]) -> list[str]:
+    """The extra test splits (data.extra_test_splits) any run scored: dicts in eval.json holding rougeL."""
+    return sorted({k for r in runs for k, v in r["metrics"].get("metrics/eval.json", {}).items()
+                   if isinstance(v, dict) and "rougeL" in v})
+
+
+def split_columns(runs: list[dict]) -> list[tuple]:
+    out = []
+    for split in extra_splits(runs):
+        out += [(f"{split} ROUGE-L", "metrics/eval.json", f"{split}.rougeL", "{:.2f}"),
+                (f"{split} lead-k ROUGE-L", "metrics/eval.json", f"{split}.lead_rougeL", "{:.2f}"),
+                (f"{split} constant ROUGE-L", "metrics/eval.json", f"{split}.constant_rougeL", "{:.2f}")]
+        out += fact_columns(runs, split)
+    return out
+
+
+def replicas(runs: list[dict], run: dict) -> list[dict]:
+    """The runs of the same recipe with another training seed (every param equal but train.seed)."""
+    def key(r):
+        return json.dumps({k: v for k, v in r["params"].items() if k != "train.seed"}, sort_keys=True)
+    return [r for r in runs if key(r) == key(run)]
+
+
+def spread_line(runs: list[dict], fast: dict, full: dict) -> list[str]:
+    """Fast against full on each test split, as the mean over each recipe's seeds, with the
+    run-to-run spread (the range over seeds) beside every difference: a difference inside the
+    spread is not one."""
+    a, b = replicas(runs, fast), replicas(runs, full)
+    rows = []
+    metrics = [("ROUGE-L", "rougeL", 1)] + [(f"{c} recall", f"fact_recall.{c}", 100) for c in
+                                            sorted({c for r in a + b for c in (value(r, "metrics/eval.json",
+                                                                                      "fact_recall") or {})})]
+    for split in ["", *extra_splits(a + b)]:
+        for label, key, scale in metrics:
+            k = f"{split}.{key}" if split else key
+            va = [v * scale for r in a if (v := value(r, "metrics/eval.json", k)) is not None]
+            vb = [v * scale for r in b if (v := value(r, "metrics/eval.json", k)) is not None]
+            if not va or not vb:
+                continue
+            ma, mb = sum(va) / len(va), sum(vb) / len(vb)
+            sa, sb = max(va) - min(va), max(vb) - min(vb)
+            spread = max(sa, sb)
+            if min(len(va), len(vb)) < 2:
+                verdict = "one seed: spread unknown"
+            elif abs(ma - mb) <= spread:
+                verdict = "within the spread"
+            else:
+                verdict = "fast ahead" if ma > mb else "full ahead"
+            rows.append(f"| {split or 'test'} | {label} | {ma:.1f} (n={len(va)}, range {sa:.1f}) | "
+                        f"{mb:.1f} (n={len(vb)}, range {sb:.1f}) | {ma - mb:+.1f} | {verdict} |")
+    if not rows:
+        return []
+    return [f"Fast (**{fast['name']}**, {len(a)} seed(s)) against full (**{full['name']}**, {len(b)} seed(s)): the "
+            "mean over each recipe's training seeds (`train.seed`), the range over seeds beside it, and the "
+            "difference; fact recall in %.", "",
+            "| split | metric | fast | full | fast - full | |", "|---|---|---|---|---|---|", *rows, ""]
 
 
 def markdown(runs: list[dict], fast: dict, full: dict) -> str:
     keys = differing(runs)
-    columns = COLUMNS[:6] + fact_columns(runs) + COLUMNS[6:]
+    columns = COLUMNS[:6] + fact_columns(runs) + split_columns(runs) + COLUMNS[6:]
     lines = ["# emosum: fast vs full", "",
              "Character-level ROUGE F1 x100 on each run's test split beside two floors: the lead-k (the",
              "input's first k characters) and the best constant summary (one training summary written for",
              "every input); fact recall (the share of summaries stating the row's value, naming no other)",
-             "for the model and both floors; training cost. Runs on other data are listed, and compared only",
-             "with runs scored on the same test set. Read from each run's metrics files by `emosum-report`.",
+             "for the model and both floors; the same on each extra test split (the demo's `heldout`: causes",
+             "and feeling wordings absent from training); training cost. Runs on other data are listed, and",
+             "compared only with runs scored on the same test set. Read from each run's metrics files by",
+             "`emosum-report`.",
              ""]
     head = ["run", "params that differ"] + [c[0] for c in columns]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -164,6 +226,7 @@ def markdown(runs: list[dict], fast: dict, full: dict) -> str:
                 shares.append(f"{k.split('.')[-1]} {share(a, b)} ({100 * a:.0f}% vs {100 * b:.0f}%)")
         if shares:
             lines += [f"Of **{full['name']}**'s fact recall, **{fast['name']}** keeps: " + "; ".join(shares) + ".", ""]
+        lines += spread_line(runs, fast, full)
     lines += ["![ROUGE-L against training time](report.png)", ""]
     return "\n".join(lines)
 
@@ -203,7 +266,7 @@ def main(argv=None) -> int:
     ap.add_argument("--full", help="the full run (default: the slowest to train)")
     ap.add_argument("--out", default="metrics/report.md")
     args = ap.parse_args(argv)
-    runs = collect()
+    runs = collect_cache = collect()
     by = {r["name"]: r for r in runs}
     named = list(args.runs) + [n for n in (args.fast, args.full) if n and n not in args.runs]
     missing = [n for n in named if n not in by]
@@ -217,6 +280,9 @@ def main(argv=None) -> int:
         print("emosum-report: no run with metrics yet; run `dvc repro` or `dvc exp run` first", file=sys.stderr)
         return 1
     fast, full = pick(runs, args.fast, args.full)
+    # the other seeds of the fast and the full recipe are compared too, though not named
+    everyone = [r for r in collect_cache if value(r, "metrics/train.json", "wall_s")]
+    runs += [r for r in everyone if r not in runs and (r in replicas(everyone, fast) or r in replicas(everyone, full))]
     out = Path(args.out)
     with dataio.atomic_path(out.with_suffix(".png")) as tmp:
         plot(runs, tmp.with_suffix(".png"))

@@ -3,7 +3,8 @@
     python -m stages.evaluate             # what `dvc repro evaluate` runs
 
 Reads params `evaluate`; model/, data/tokenized/test (inputs already prefixed and truncated as
-the model was trained) and data/splits/test.jsonl (references). Generates in length-sorted
+the model was trained) and data/splits/test.jsonl (references), and the same for each extra test
+split (data.extra_test_splits: the demo's `heldout`), scored on its own under its name. Generates in length-sorted
 batches (little padding) with explicit num_beams and max_new_tokens (never the 20-token default).
 Writes metrics/eval.json (character-level ROUGE-1/2/L, jieba word-level ROUGE, the lead-k and
 constant-summary floors, fact recall of the model and of both floors, generation lengths),
@@ -111,8 +112,45 @@ def predictions_table(predictions: list[dict], n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, test_file: Path,
-        train_file: Path) -> tuple[dict, list, dict]:
+# what an extra test split reports (the test split reports everything, at the top level)
+SPLIT_KEYS = ("rouge1", "rouge2", "rougeL", "word_rougeL", "lead_k", "lead_rougeL", "constant_rougeL",
+              "rougeL_minus_lead", "rougeL_minus_constant", "distinct_predictions_share", "examples",
+              "fact_recall", "lead_fact_recall", "constant_fact_recall")
+
+
+def eval_splits(tokenized: Path) -> list[str]:
+    """test first, then every extra test split the tokenize stage wrote (data.extra_test_splits)."""
+    from datasets import load_from_disk
+
+    names = [s for s in load_from_disk(str(tokenized)) if s not in ("train", "validation")]
+    return sorted(names, key=lambda s: (s != "test", s))
+
+
+def run_split(cfg: params.EvaluateParams, model, tok, ids: list, rows: list[dict], train_rows: list[dict],
+              constant: str, split: str) -> tuple[dict, list, dict]:
+    if len(rows) != len(ids):
+        raise ValueError(f"data/splits/{split}.jsonl has {len(rows)} rows but data/tokenized/{split} has "
+                         f"{len(ids)}: rerun the tokenize stage (dvc repro)")
+    t0 = time.perf_counter()
+    preds = generate(model, tok, ids, cfg)
+    gen_s = time.perf_counter() - t0
+    sources = [r["text"] for r in rows]
+    metrics, per_ex = score(sources, preds, [r["summary"] for r in rows], constant)
+    fact_scores, details = fact_metrics(cfg, preds, sources, constant, rows, train_rows)
+    metrics.update(fact_scores)
+    metrics.update(generation_s=round(gen_s, 2), examples_per_s=round(len(preds) / gen_s, 2))
+    log.info("%s: %d examples in %.1fs: ROUGE-1/2/L %.2f/%.2f/%.2f (words: L %.2f); floors L: lead-%d %.2f, "
+             "constant %.2f (%r)", split, len(preds), gen_s, metrics["rouge1"], metrics["rouge2"], metrics["rougeL"],
+             metrics["word_rougeL"], metrics["lead_k"], metrics["lead_rougeL"], metrics["constant_rougeL"], constant)
+    predictions = [{"split": split, "text": r["text"], "reference": r["summary"], "prediction": p,
+                    "rougeL": round(100 * s["rougeL"], 2), **({"facts": r["facts"]} if "facts" in r else {})}
+                   for r, p, s in zip(rows, preds, per_ex)]
+    return metrics, predictions, details
+
+
+def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, splits_dir: Path) -> tuple[dict, list, dict]:
+    """Score the test split (its figures at the top level of the metrics) and each extra test split
+    (under its name: `heldout.rougeL`, `heldout.fact_recall.cause`, ...)."""
     import torch
     from datasets import load_from_disk
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -121,28 +159,20 @@ def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, test_file:
     model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir))
     if torch.cuda.is_available():
         model = model.cuda()
-    ids = load_from_disk(str(tokenized))["test"]["input_ids"]
-    rows = [json.loads(line) for line in open(test_file, encoding="utf-8")]
-    if len(rows) != len(ids):
-        raise ValueError(f"{test_file} has {len(rows)} rows but {tokenized}/test has {len(ids)}: "
-                         "rerun the tokenize stage (dvc repro)")
-    t0 = time.perf_counter()
-    preds = generate(model, tok, ids, cfg)
-    gen_s = time.perf_counter() - t0
-    train_rows = [json.loads(line) for line in open(train_file, encoding="utf-8")]
+    ds = load_from_disk(str(tokenized))
+    train_rows = dataio.read_jsonl(splits_dir / "train.jsonl")
     constant = facts.best_constant([r["summary"] for r in train_rows])
-    sources = [r["text"] for r in rows]
-    metrics, per_ex = score(sources, preds, [r["summary"] for r in rows], constant)
-    fact_scores, details = fact_metrics(cfg, preds, sources, constant, rows, train_rows)
-    metrics.update(fact_scores)
-    metrics.update(generation_s=round(gen_s, 2), examples_per_s=round(len(preds) / gen_s, 2),
-                   max_new_tokens=max_new_tokens(model, cfg))
-    log.info("%d test examples in %.1fs: ROUGE-1/2/L %.2f/%.2f/%.2f (words: L %.2f); floors L: lead-%d %.2f, "
-             "constant %.2f (%r)", len(preds), gen_s, metrics["rouge1"], metrics["rouge2"], metrics["rougeL"],
-             metrics["word_rougeL"], metrics["lead_k"], metrics["lead_rougeL"], metrics["constant_rougeL"], constant)
-    predictions = [{"text": r["text"], "reference": r["summary"], "prediction": p,
-                    "rougeL": round(100 * s["rougeL"], 2), **({"facts": r["facts"]} if "facts" in r else {})}
-                   for r, p, s in zip(rows, preds, per_ex)]
+    metrics, predictions, details = {}, [], {}
+    for split in eval_splits(tokenized):
+        rows = dataio.read_jsonl(splits_dir / f"{split}.jsonl")
+        m, p, d = run_split(cfg, model, tok, ds[split]["input_ids"], rows, train_rows, constant, split)
+        predictions += p
+        details[split] = d
+        if split == "test":
+            metrics.update(m)
+        else:
+            metrics[split] = {k: m[k] for k in SPLIT_KEYS if k in m}
+    metrics["max_new_tokens"] = max_new_tokens(model, cfg)
     return metrics, predictions, details
 
 
@@ -152,16 +182,19 @@ def main() -> int:
         (cfg,) = params.load("evaluate")
         hf.offline_env(False)  # everything evaluate reads is local
         log.info("params: %s", cfg.model_dump())
-        metrics, predictions, details = run(cfg, Path("model"), Path("data/tokenized"),
-                                            Path("data/splits/test.jsonl"), Path("data/splits/train.jsonl"))
+        metrics, predictions, details = run(cfg, Path("model"), Path("data/tokenized"), Path("data/splits"))
     except (params.ParamsError, ValueError) as e:
         log.error("%s", e)
         return 1
     dataio.write_jsonl("metrics/predictions.jsonl", predictions)
-    dataio.write_json("metrics/facts.json", details)  # per-value recall and confusions (not a metric)
+    dataio.write_json("metrics/facts.json", details)  # per split: per-value recall, confusions (not a metric)
     with dataio.atomic_path("metrics/predictions.md") as tmp:
-        tmp.write_text(f"# Test predictions: best, worst and between ({len(predictions)} in all)\n\n"
-                       + predictions_table(predictions, cfg.table_examples), encoding="utf-8")
+        parts = []
+        for split in dict.fromkeys(p["split"] for p in predictions):
+            rows = [p for p in predictions if p["split"] == split]
+            parts.append(f"# {split.capitalize()} predictions: best, worst and between ({len(rows)} in all)\n\n"
+                         + predictions_table(rows, cfg.table_examples))
+        tmp.write_text("\n".join(parts), encoding="utf-8")
     # one point per run for the quality-vs-cost plot that `dvc plots diff` draws across experiments
     train = json.loads(Path("metrics/train.json").read_text(encoding="utf-8"))
     dataio.write_json("metrics/quality_cost.json", [{"train_wall_s": train["wall_s"], "rougeL": metrics["rougeL"]}])

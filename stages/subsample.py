@@ -49,7 +49,9 @@ def _facts(obj: dict, columns: list[str], where: str) -> dict:
 def clean(rows, data: params.DataParams, cfg: params.SubsampleParams, fact_columns: list[str] = ()):
     """Keep usable pairs; count the rest by reason. Returns (kept, dropped, rows read)."""
     kept, dropped, seen, n = [], Counter(), set(), 0
-    split_of = {data.train_split: "train", data.test_split: "test"}
+    split_of = {data.train_split: "train", **{x: x for x in data.extra_test_splits}}
+    if data.test_split:
+        split_of[data.test_split] = "test"
     if data.validation_split:
         split_of[data.validation_split] = "validation"
     for where, obj in rows:
@@ -95,6 +97,11 @@ def _random_split(keys: list, cfg: params.SubsampleParams, names=("test", "valid
     return out
 
 
+def eval_splits(data: params.DataParams) -> tuple[str, ...]:
+    """Every split but train: validation, test, then the extra test splits."""
+    return ("validation", "test", *data.extra_test_splits)
+
+
 def split(pairs: list[dict], data: params.DataParams, cfg: params.SubsampleParams, dropped: Counter):
     """Split by unique input so the same text never lands in two splits."""
     groups = defaultdict(list)
@@ -107,24 +114,29 @@ def split(pairs: list[dict], data: params.DataParams, cfg: params.SubsampleParam
             raise dataio.DataError(f"only {len(keys)} distinct inputs after cleaning: too few to split")
         parts = _random_split(keys, cfg)
         return {name: [r for k in ks for r in groups[k]] for name, ks in parts.items()}
-    # The file's own splits. An input found in several keeps its test (then validation) rows only.
-    out = {s: [] for s in SPLITS}
+    # The file's own splits. An input found in several keeps its test (then validation, then an
+    # extra test split's) rows only.
+    names = eval_splits(data)
+    out = {s: [] for s in ("train", *names)}
+    order = ("test", "validation", *data.extra_test_splits, "train")
     for k in keys:
         rows = groups[k]
-        home = next(s for s in ("test", "validation", "train") if any(r["split"] == s for r in rows))
+        home = next(s for s in order if any(r["split"] == s for r in rows))
         out[home] += [r for r in rows if r["split"] == home]
         dropped["cross_split_duplicate"] += sum(r["split"] != home for r in rows)
-    if not data.validation_split:  # carve validation out of train, by input
+    carve = tuple(n for n, v in (("test", data.test_split), ("validation", data.validation_split)) if not v)
+    if carve:  # carve test and/or validation out of train, by input
         tg = defaultdict(list)
         for r in out["train"]:
             tg[r["text"]].append(r)
-        parts = _random_split(list(tg), cfg, names=("validation",))
-        out["validation"] = [r for k in parts["validation"] for r in tg[k]]
-        out["train"] = [r for k in parts["train"] for r in tg[k]]
-    for name in SPLITS:
+        parts = _random_split(list(tg), cfg, names=carve)
+        for name, ks in parts.items():
+            out[name] = [r for k in ks for r in tg[k]]
+    for name in out:
         if not out[name]:
+            what = getattr(data, name + "_split", name) if name in SPLITS else name
             raise dataio.DataError(f"{data.path}: no rows for the {name} split ({data.split_column} = "
-                                   f"'{getattr(data, name + '_split')}'); set data.{name}_split")
+                                   f"'{what}'); set data.{name + '_split' if name in SPLITS else 'extra_test_splits'}")
     return out
 
 
@@ -173,9 +185,8 @@ def run(data: params.DataParams, cfg: params.SubsampleParams, out_dir: Path, fac
     has_label = bool(data.label_column)
     full_train = splits["train"]
     splits = {"train": take(full_train, cfg.max_samples, cfg, has_label),
-              "validation": take(splits["validation"], cfg.max_eval_samples, cfg, has_label),
-              "test": take(splits["test"], cfg.max_eval_samples, cfg, has_label)}
-    for name in SPLITS:  # all validated before anything is written
+              **{s: take(splits[s], cfg.max_eval_samples, cfg, has_label) for s in eval_splits(data)}}
+    for name in splits:  # all validated before anything is written
         dataio.write_jsonl(out_dir / f"{name}.jsonl", splits[name])
     log.info("read %d rows from %s; dropped %d (%s); wrote %s", n_read, data.path, n_dropped,
              dict(dropped) or "none", {k: len(v) for k, v in splits.items()})
@@ -188,9 +199,26 @@ def run(data: params.DataParams, cfg: params.SubsampleParams, out_dir: Path, fac
         "strategy": cfg.strategy, "stratified_by": "label" if has_label else "length",
         "train_distribution_before": distribution(full_train, cfg, has_label),
         "train_distribution_after": _after(full_train, splits["train"], cfg, has_label),
+        # how new each evaluation split is: the share of its rows whose value of each fact column
+        # (the demo's cause) or whose whole summary occurs in the training split
+        "seen_in_training": seen_in_training(splits),
         "source_chars": dataio.percentiles([len(r["text"]) for r in splits["train"]]),
         "summary_chars": dataio.percentiles([len(r["summary"]) for r in splits["train"]]),
     }
+
+
+def seen_in_training(splits: dict[str, list[dict]]) -> dict:
+    train = splits["train"]
+    cols = sorted({c for r in train for c in r.get("facts", {})})
+    known = {c: {r["facts"][c] for r in train} for c in cols}
+    summaries = {r["summary"] for r in train}
+    out = {}
+    for name, rows in splits.items():
+        if name == "train" or not rows:
+            continue
+        out[name] = {"summary": round(sum(r["summary"] in summaries for r in rows) / len(rows), 4),
+                     **{c: round(sum(r["facts"][c] in known[c] for r in rows) / len(rows), 4) for c in cols}}
+    return out
 
 
 def _after(full: list[dict], sub: list[dict], cfg, has_label: bool) -> dict:

@@ -30,19 +30,37 @@ from emosum import dataio, hf, params, prune, selection
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.tokenize")
-SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test")  # then any extra test split subsample wrote (data.extra_test_splits)
+
+
+def split_names(splits_dir: Path) -> list[str]:
+    extra = sorted(p.stem for p in splits_dir.glob("*.jsonl") if p.stem not in SPLITS)
+    return [*SPLITS, *extra]
+
+
+def unknown_tokens(tok, enc_ids: list[list[int]]) -> dict:
+    """<unk> and byte-fallback tokens among the ids: what the vocabulary could not hold."""
+    total = sum(map(len, enc_ids)) or 1
+    unk = sum(i == tok.unk_token_id for ids in enc_ids for i in ids)
+    byte_ids = {i for t, i in tok.get_vocab().items() if len(t) == 6 and t.startswith("<0x") and t.endswith(">")}
+    nbytes = sum(i in byte_ids for ids in enc_ids for i in ids)
+    return {"unk_tokens": unk, "unk_share": round(unk / total, 5), "byte_tokens": nbytes,
+            "byte_share": round(nbytes / total, 5)}
 
 
 def train_sentencepiece(texts: list[str], vocab_size: int, out_dir: Path, max_piece_length: int = 16,
-                        character_coverage: float = 0.9995):
-    """Train a unigram SentencePiece model and wrap it as a T5 tokenizer in out_dir.
+                        character_coverage: float = 0.9995, byte_fallback: bool = True):
+    """Train a unigram SentencePiece model and wrap it as a fast tokenizer in out_dir.
 
     max_piece_length 1 gives one piece per character: on templated text SentencePiece's default
     (16) fuses whole phrases into single pieces (`被公司裁员感到委屈` became one token), so every
     cause-emotion pair is its own rare output class and a model from scratch learns the template,
-    not the content (README, "The embedded default")."""
+    not the content (README, "The embedded default").
+
+    byte_fallback: a character outside the vocabulary becomes its UTF-8 bytes (256 byte pieces),
+    not <unk>, so a name the training split never had can still be read and copied. The characters
+    left out by character_coverage (the rarest) are what trains those byte pieces."""
     import sentencepiece as spm
-    from transformers import T5Tokenizer
 
     buf = io.BytesIO()
     try:
@@ -50,7 +68,7 @@ def train_sentencepiece(texts: list[str], vocab_size: int, out_dir: Path, max_pi
             sentence_iterator=iter(texts), model_writer=buf, model_type="unigram",
             vocab_size=vocab_size, hard_vocab_limit=False,  # templated data may not fill the vocab
             max_sentencepiece_length=max_piece_length,
-            character_coverage=character_coverage,  # 0.9995, the CJK setting: rare characters become <unk>
+            character_coverage=character_coverage, byte_fallback=byte_fallback,
             pad_id=0, eos_id=1, unk_id=2, bos_id=-1,  # T5's ids: pad 0, eos 1, unk 2, no bos
             max_sentence_length=1 << 16, num_threads=1,  # one thread: the same model every run
             minloglevel=2)
@@ -62,9 +80,7 @@ def train_sentencepiece(texts: list[str], vocab_size: int, out_dir: Path, max_pi
         raise
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "spiece.model").write_bytes(buf.getvalue())
-    # T5Tokenizer(vocab_file=...) silently gives a 4-token vocabulary in transformers 5;
-    # from_pretrained on the folder is the path that reads spiece.model.
-    return T5Tokenizer.from_pretrained(str(out_dir), extra_ids=0)
+    return hf.fast_tokenizer(buf.getvalue())
 
 
 def resolve_max_source_length(tok, texts: list[str], cfg: params.TokenizeParams) -> int:
@@ -106,9 +122,11 @@ def log_coverage(stats: dict, max_src: int) -> None:
     log.info("input selection: %s (%s)", sel["used"], sel["why"])
     for split, st in sel["splits"].items():
         c, cl = st["coverage"], st["coverage_long_inputs"]
-        log.info("%s: %d of %d inputs longer than %d tokens; reference bigram coverage kept %.3f (lead %.3f%s, "
+        log.info("%s: %d of %d inputs longer than %d tokens (%d selected clause by clause: a sentence longer than "
+                 "the budget); reference bigram coverage kept %.3f (lead %.3f%s, "
                  "oracle %.3f, whole input %.3f); on the long ones kept %.3f (lead %.3f%s, oracle %.3f, whole %.3f)",
-                 split, st["longer_than_budget"], stats["splits"][split]["rows"], max_src, c["kept"] or 0,
+                 split, st["longer_than_budget"], stats["splits"][split]["rows"], max_src, st["inputs_with_clauses"],
+                 c["kept"] or 0,
                  c["lead"] or 0, f", learned {c['learned']:.3f}" if c.get("learned") is not None else "",
                  c["oracle"] or 0, c["whole"] or 0, cl["kept"] or 0, cl["lead"] or 0,
                  f", learned {cl['learned']:.3f}" if cl.get("learned") is not None else "", cl["oracle"] or 0,
@@ -119,14 +137,15 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
         out_dir: Path) -> dict:
     from datasets import Dataset, DatasetDict
 
-    rows = {s: [json.loads(l) for l in open(splits_dir / f"{s}.jsonl", encoding="utf-8")] for s in SPLITS}
+    rows = {s: [json.loads(l) for l in open(splits_dir / f"{s}.jsonl", encoding="utf-8")]
+            for s in split_names(splits_dir)}
     t0 = time.perf_counter()
     stats_vocab: dict = {}
     with dataio.atomic_path(tok_dir, is_dir=True) as tmp_tok:
         if hf.is_scratch(model.name):
             tok = train_sentencepiece([r["text"] for r in rows["train"]] +
                                       [r["summary"] for r in rows["train"]], cfg.vocab_size, tmp_tok,
-                                      cfg.max_piece_length, cfg.character_coverage)
+                                      cfg.max_piece_length, cfg.character_coverage, cfg.byte_fallback)
             log.info("trained SentencePiece on %d training pairs: %d pieces (asked %d) in %.1fs",
                      len(rows["train"]), len(tok), cfg.vocab_size, time.perf_counter() - t0)
         else:
@@ -149,14 +168,15 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
 
     dd = DatasetDict()
     tok_json = tok.backend_tokenizer.to_str()  # serialised once (megabytes for a full mT5 vocabulary)
-    for split in SPLITS:
+    for split in rows:
         texts = [model.source_prefix + r["text"] for r in rows[split]]
         src, src_trunc = token_stats(tok, texts, max_src)
+        unk = unknown_tokens(tok, tok(texts + [r["summary"] for r in rows[split]], verbose=False)["input_ids"])
         tgt, tgt_trunc = token_stats(tok, [r["summary"] for r in rows[split]], cfg.max_target_length,
                                      target=True)
         stats["splits"][split] = {"rows": len(rows[split]), "source_tokens": src, "summary_tokens": tgt,
                                   "source_truncated_share": src_trunc,
-                                  "summary_truncated_share": tgt_trunc}
+                                  "summary_truncated_share": tgt_trunc, **unk}
         ids = input_ids[split]
 
         def encode(batch, idx):
@@ -178,6 +198,9 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
              tr["source_tokens"], 100 * tr["source_truncated_share"], max_src,
              tr["summary_tokens"], 100 * tr["summary_truncated_share"], cfg.max_target_length)
     log_coverage(stats, max_src)
+    for split, st in stats["splits"].items():
+        log.info("%s: %d <unk> tokens (%.3f%%), %d byte-fallback tokens (%.2f%%) in inputs and summaries", split,
+                 st["unk_tokens"], 100 * st["unk_share"], st["byte_tokens"], 100 * st["byte_share"])
     return stats
 
 

@@ -146,7 +146,9 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
     t0 = time.perf_counter()
     try:
         result = trainer.train(resume_from_checkpoint=resume)
-    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as a RuntimeError
+    # torch's zip writer reports a full disk as a RuntimeError, the tokenizers library (saving the
+    # tokenizer with a checkpoint) as a bare Exception: out_of_space decides, anything else re-raises
+    except Exception as e:  # noqa: BLE001
         if not checkpoints.out_of_space(e, run_dir, checkpoints.size_bytes(n_params, cfg.optimizer)):
             raise
         raise TrainingStopped(checkpoints.no_space_message(e, run_dir, trainer.state.global_step, disk,

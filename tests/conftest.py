@@ -19,8 +19,8 @@ TINY_PARAMS = {
     "subsample": {"max_samples": 40, "validation_fraction": 0.1, "test_fraction": 0.1,
                   "max_eval_samples": 6},
     "model": {"scratch": {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_heads": 2, "num_layers": 1,
-                          "num_decoder_layers": 1}},
-    "tokenize": {"vocab_size": 1000, "max_source_length": 64, "max_target_length": 32},
+                          "num_decoder_layers": 1, "embedding_std": None}},
+    "tokenize": {"vocab_size": 4000, "max_source_length": 64, "max_target_length": 32},
     "train": {"epochs": 1, "max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "eval_batch_size": 8},
     "evaluate": {"num_beams": 2, "max_new_tokens": 12, "batch_size": 4},
 }
@@ -45,10 +45,11 @@ def tiny_section(_section: str, **over):
     return params.parse_section(_section, tiny_params(**({_section: over} if over else {}))[_section])
 
 
-def write_demo_rows(path: Path, n: int = 60, seed: int = 1) -> Path:
+def write_demo_rows(path: Path, n: int = 60, seed: int = 1, heldout: int | None = None) -> Path:
+    """n demo pairs (split "train") and, unless heldout=0, a few held-out ones (split "heldout")."""
     from emosum import dataio, demo_data
 
-    dataio.write_jsonl(path, demo_data.generate(n, seed))
+    dataio.write_jsonl(path, demo_data.generate(n, seed, max(6, n // 8) if heldout is None else heldout))
     return path
 
 

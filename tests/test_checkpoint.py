@@ -17,7 +17,7 @@ def checkpoint(tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
     rows = write_demo_rows(d / "corpus.jsonl", n=200, seed=7)
     texts = [json.loads(line)["text"] for line in open(rows, encoding="utf-8")]
-    tok = tokenize.train_sentencepiece(texts, 1000, d / "mt5-tiny")
+    tok = tokenize.train_sentencepiece(texts, 4000, d / "mt5-tiny")
     cfg = MT5Config(vocab_size=len(tok), d_model=32, d_ff=64, d_kv=16, num_heads=2, num_layers=1,
                     num_decoder_layers=1, decoder_start_token_id=0)
     torch.manual_seed(0)

@@ -129,7 +129,7 @@ def test_stage_main_exits_nonzero_naming_the_line(tmp_path, monkeypatch, caplog)
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "d.jsonl").write_text('{"text": "a", "summary": "b"}\n{oops}\n')
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(data={"path": "d.jsonl"}, evaluate={"fact_columns": []})))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(data={"path": "d.jsonl", "split_column": None, "extra_test_splits": []}, evaluate={"fact_columns": []})))
     assert subsample.main() == 1
     assert "d.jsonl:2: malformed JSON" in caplog.text
 

@@ -33,3 +33,28 @@ def test_a_key_one_run_lacks_does_not_make_the_test_sets_differ():
     old = run("old", 5, 90.0)
     new = run("new", 6, 91.0, **{"data.sheet": None})  # a key added to params.yaml later
     assert report.test_set_difference(old, new) == []
+
+
+def _with_heldout(r, rouge, cause, seed):
+    r["params"]["train.seed"] = seed
+    r["metrics"]["metrics/eval.json"].update(
+        fact_recall={"cause": cause, "emotion": 0.9},
+        heldout={"rougeL": rouge - 10, "lead_rougeL": 9.0, "constant_rougeL": 20.0,
+                 "fact_recall": {"cause": cause - 0.2, "emotion": 0.8}})
+    return r
+
+
+def test_fast_and_full_with_the_seed_spread_on_each_split():
+    runs = [_with_heldout(run("main", 5, 90.0), 90.0, 0.95, 42),
+            _with_heldout(run("main-s2", 5, 89.0), 89.0, 0.93, 7),
+            _with_heldout(run("full-demo", 20, 97.0, **{"subsample.max_samples": None}), 97.0, 0.96, 42),
+            _with_heldout(run("full-s2", 20, 96.0, **{"subsample.max_samples": None}), 96.0, 0.94, 7)]
+    fast, full = report.pick(runs, "main", "full-demo")
+    text = report.markdown(runs, fast, full)
+    assert "| heldout ROUGE-L | heldout lead-k ROUGE-L |" in text and "heldout cause recall" in text
+    # ROUGE-L: fast 89.5 (range 1.0) vs full 96.5 (range 1.0): -7.0, beyond the spread
+    assert "| test | ROUGE-L | 89.5 (n=2, range 1.0) | 96.5 (n=2, range 1.0) | -7.0 | full ahead |" in text
+    assert "| heldout | ROUGE-L | 79.5 (n=2, range 1.0) | 86.5 (n=2, range 1.0) | -7.0 | full ahead |" in text
+    # cause recall: 94 vs 95 with a range of 2 points: no difference
+    assert "| test | cause recall | 94.0 (n=2, range 2.0) | 95.0 (n=2, range 2.0) | -1.0 | within the spread |" in text
+    assert "| heldout | cause recall | 74.0 (n=2, range 2.0) | 75.0 (n=2, range 2.0) | -1.0 | within the spread |" in text

@@ -152,3 +152,26 @@ def test_summarize_feeds_the_model_the_ids_evaluate_does(tmp_path, monkeypatch):
     lead = [selection.encode(tokenize.hf.load_tokenizer(str(tmp_path / "model")), [test_rows[i]["text"]], 24)[0]
             for i in long]
     assert any(a != b for a, b in zip(lead, seen["ids"]))
+
+
+def test_a_sentence_longer_than_the_budget_is_selected_by_its_clauses(tok):
+    """Much real Chinese chains clauses with commas for a whole paragraph: one 'sentence' longer
+    than the budget used to be cut to its first tokens, losing a late cause. It is now cut into
+    its clauses, which the selection picks like sentences."""
+    clauses = ["今天天气不错", "楼下的装修声从早响到晚", "中午在公司楼下吃了碗面", "手机屏幕又摔裂了一角",
+               "晚上追了一部老剧", "闹钟响了三次才起来", "因为考研又没考上", "整晚睡不着"]
+    text = "，".join(clauses) + "。"
+    max_len = 24
+    plain = selection.tokenize_docs(tok, [text])[0]
+    assert len(plain.sentences) == 1 and len(plain.ids) > max_len
+    doc = selection.tokenize_docs(tok, [text], max_len=max_len)[0]
+    assert doc.clause_split == 1 and [doc.text[a:b] for a, b in doc.sentences] == [c + "，" for c in clauses[:-1]] + ["整晚睡不着。"]
+    order = selection.oracle_order(doc, "考研没考上睡不着", selection.budget_of(doc, max_len))
+    assert order[:2] == [6, 7]
+    scorer = selection.Scorer.fit([doc] * 4, [{6, 7}] * 4, selection.budget_of(doc, max_len))
+    ids = selection.encode(tok, [text], max_len, scorer=scorer)[0]
+    kept = tok.decode(ids, skip_special_tokens=True)
+    assert len(ids) == max_len and "考研又没考上" in kept and "睡不着" in kept
+    # a sentence that fits is not cut, whatever its commas
+    short = selection.tokenize_docs(tok, ["因为考研又没考上，整晚睡不着。"], max_len=max_len)[0]
+    assert short.clause_split == 0 and len(short.sentences) == 1

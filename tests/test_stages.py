@@ -15,8 +15,10 @@ from stages import cleanup, evaluate, subsample, tokenize, train
 def tokenized(tmp_path_factory):
     d = tmp_path_factory.mktemp("tok")
     src = write_demo_rows(d / "demo.jsonl", n=80)
-    subsample.run(params.parse_section("data", {"path": str(src)}), section("subsample"), d / "splits",
-                  fact_columns=["cause", "emotion"])
+    # the demo's own splits: test carved out of train, and the held-out rows scored on their own
+    data = params.parse_section("data", {"path": str(src), "split_column": "split", "validation_split": None,
+                                         "test_split": None, "extra_test_splits": ["heldout"]})
+    subsample.run(data, section("subsample"), d / "splits", fact_columns=["cause", "emotion"])
     stats = tokenize.run(section("model"), section("tokenize"), d / "splits", d / "tokenizer", d / "tokenized")
     return d, stats
 
@@ -27,7 +29,7 @@ def test_tokenize_trains_sentencepiece_and_truncates(tokenized):
 
     d, stats = tokenized
     tok = AutoTokenizer.from_pretrained(str(d / "tokenizer"))
-    assert len(tok) == stats["vocab_size"] <= 1000
+    assert len(tok) == stats["vocab_size"] <= 4000
     assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2)
     ds = load_from_disk(str(d / "tokenized"))
     train_ds = ds["train"]
@@ -116,8 +118,9 @@ def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train.run(section("model"), section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model",
               tmp_path / "live")
-    metrics, preds, details = evaluate.run(section("evaluate"), tmp_path / "model", d / "tokenized",
-                                           d / "splits" / "test.jsonl", d / "splits" / "train.jsonl")
+    # max_label_values 20: the tiny data's ~50 causes are free text (the demo's thousands are), its 15 emotions labels
+    metrics, preds, details = evaluate.run(section("evaluate", max_label_values=20), tmp_path / "model",
+                                           d / "tokenized", d / "splits")
     for key in ("rouge1", "rouge2", "rougeL", "word_rougeL", "lead_rougeL", "lead_k", "gen_chars_mean",
                 "constant_rougeL", "rougeL_minus_constant"):
         assert key in metrics
@@ -125,10 +128,14 @@ def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     train_summaries = {json.loads(line)["summary"] for line in open(d / "splits" / "train.jsonl", encoding="utf-8")}
     assert metrics["constant_summary"] in train_summaries
     for key in ("fact_recall", "lead_fact_recall", "constant_fact_recall"):
-        assert set(metrics[key]) == {"cause", "emotion", "all"} and all(0 <= v <= 1 for v in metrics[key].values())
-    assert details["emotion"]["label"] and details["emotion"]["rows"] == 6
+        assert set(metrics[key]) == {"cause", "cause_half", "emotion", "all"} and all(0 <= v <= 1 for v in metrics[key].values())
+    assert details["test"]["emotion"]["label"] and details["test"]["emotion"]["rows"] == 6
     assert preds[0]["facts"].keys() == {"cause", "emotion"}
-    assert metrics["examples"] == len(preds) == 6
+    # the held-out split: scored on its own, under its name, with the same floors and facts
+    assert metrics["heldout"]["examples"] == 6 and {"rougeL", "lead_rougeL", "constant_rougeL"} <= set(metrics["heldout"])
+    assert set(metrics["heldout"]["fact_recall"]) == {"cause", "cause_half", "emotion", "all"}
+    assert [p["split"] for p in preds] == ["test"] * 6 + ["heldout"] * 6
+    assert metrics["examples"] == 6
     # max_new_tokens: auto = the longest training summary, saved with the model by the train stage
     from datasets import load_from_disk
 
@@ -136,10 +143,10 @@ def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "model" / "generation_config.json").read_text())
     assert saved["max_new_tokens"] == longest
     auto, _, _ = evaluate.run(section("evaluate", max_new_tokens="auto"), tmp_path / "model", d / "tokenized",
-                              d / "splits" / "test.jsonl", d / "splits" / "train.jsonl")
+                              d / "splits")
     assert auto["max_new_tokens"] == longest and metrics["max_new_tokens"] == 12  # the tiny config's number
     refs = [json.loads(line)["summary"] for line in open(d / "splits" / "test.jsonl", encoding="utf-8")]
-    assert [p["reference"] for p in preds] == refs  # input order kept after length sorting
+    assert [p["reference"] for p in preds[:6]] == refs  # input order kept after length sorting
 
 
 def test_evaluate_without_fact_columns(tokenized, tmp_path, monkeypatch):
@@ -148,15 +155,16 @@ def test_evaluate_without_fact_columns(tokenized, tmp_path, monkeypatch):
     d, _ = tokenized
     monkeypatch.chdir(tmp_path)
     train.run(section("model"), section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model", None)
-    for split in ("train", "test"):  # the splits as subsample writes them with no fact columns
+    (tmp_path / "bare").mkdir()
+    for split in ("train", "test", "heldout"):  # the splits as subsample writes them with no fact columns
         rows = [json.loads(line) for line in open(d / "splits" / f"{split}.jsonl", encoding="utf-8")]
-        (tmp_path / f"{split}.jsonl").write_text("".join(
+        (tmp_path / "bare" / f"{split}.jsonl").write_text("".join(
             json.dumps({k: v for k, v in r.items() if k != "facts"}, ensure_ascii=False) + "\n" for r in rows),
             encoding="utf-8")
     metrics, preds, details = evaluate.run(section("evaluate", fact_columns=[]), tmp_path / "model",
-                                           d / "tokenized", tmp_path / "test.jsonl", tmp_path / "train.jsonl")
-    assert metrics["examples"] == len(preds) == 6 and "lead_rougeL" in metrics and "constant_rougeL" in metrics
-    assert "fact_recall" not in metrics and details == {} and "facts" not in preds[0]
+                                           d / "tokenized", tmp_path / "bare")
+    assert metrics["examples"] == 6 and len(preds) == 12 and "lead_rougeL" in metrics and "constant_rougeL" in metrics
+    assert "fact_recall" not in metrics and details == {"test": {}, "heldout": {}} and "facts" not in preds[0]
 
 
 def test_batched_generation_matches_per_example(tokenized, tmp_path, monkeypatch):
@@ -231,3 +239,31 @@ def test_score_flags_a_model_that_writes_the_same_summary_for_everything(caplog)
     caplog.clear()
     own, _ = evaluate.score(sources, refs, refs)
     assert own["distinct_predictions_share"] == 1.0 and "distinct predictions" not in caplog.text
+
+
+def test_byte_fallback_copies_characters_outside_the_training_split(tokenized):
+    """transformers' T5Tokenizer drops SentencePiece's byte fallback: `offer饕餮😀` became one
+    <unk>. The saved tokenizer turns a character the training split never had into its bytes, and
+    decodes them back, after a save and a reload."""
+    from transformers import AutoTokenizer
+
+    d, stats = tokenized
+    tok = AutoTokenizer.from_pretrained(str(d / "tokenizer"))
+    train_chars = set("".join(json.loads(line)["text"] for line in open(d / "splits" / "train.jsonl", encoding="utf-8")))
+    text = "室友偷用我的饕餮还不承认，offer😀没了"
+    assert "饕" not in train_chars and "😀" not in train_chars
+    ids = tok(text)["input_ids"]
+    assert tok.unk_token_id not in ids
+    pieces = tok.convert_ids_to_tokens(ids)
+    assert "<0xE9>" in pieces  # 饕 is E9 A5 95 in UTF-8
+    assert tok.decode(ids, skip_special_tokens=True) == text.replace("，", ",")  # SentencePiece's NFKC
+    for split in ("train", "test", "heldout"):
+        assert stats["splits"][split]["unk_tokens"] == 0
+    assert stats["splits"]["heldout"]["byte_share"] > stats["splits"]["train"]["byte_share"]
+
+
+def test_without_byte_fallback_unknown_characters_are_counted(tokenized, tmp_path):
+    d, _ = tokenized
+    stats = tokenize.run(section("model"), section("tokenize", byte_fallback=False, character_coverage=0.995),
+                         d / "splits", tmp_path / "tok", tmp_path / "tokenized")
+    assert stats["splits"]["heldout"]["unk_tokens"] > 0 and stats["splits"]["train"]["byte_tokens"] == 0

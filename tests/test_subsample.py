@@ -82,3 +82,31 @@ def test_main_exits_nonzero_with_message(tmp_path, monkeypatch, caplog):
     assert subsample.main() == 1
     assert "nope.jsonl: file not found" in caplog.text
     assert not (tmp_path / "metrics" / "subsample.json").exists()
+
+
+def test_extra_test_splits_and_carved_test(tmp_path):
+    """The demo's layout: rows marked train (validation and test carved out of them, by input)
+    and rows marked heldout, written as their own split; the heldout rows never reach training,
+    and an input in both keeps its held-out copy only."""
+    rows = [{"text": f"第{i}天，我很难过。", "summary": f"作者难过{i}", "split": "train"} for i in range(40)]
+    rows += [{"text": f"另一天{i}，我很开心。", "summary": f"作者开心{i}", "split": "heldout"} for i in range(8)]
+    rows += [{"text": rows[0]["text"], "summary": "同一输入", "split": "heldout"}]
+    src = write(tmp_path / "in.jsonl", rows)
+    data = params.parse_section("data", {"path": str(src), "split_column": "split", "validation_split": None,
+                                         "test_split": None, "extra_test_splits": ["heldout"]})
+    cfg = params.parse_section("subsample", {"max_samples": None, "validation_fraction": 0.1, "test_fraction": 0.1,
+                                             "max_eval_samples": 5})
+    stats = subsample.run(data, cfg, tmp_path / "out")
+    out = {s: read(tmp_path / "out" / f"{s}.jsonl") for s in ("train", "validation", "test", "heldout")}
+    assert stats["splits"] == {"train": 31, "validation": 4, "test": 4, "heldout": 5}  # heldout capped at 5
+    assert stats["dropped"]["cross_split_duplicate"] == 1
+    assert all(r["summary"].startswith("作者难过") for s in ("train", "validation", "test") for r in out[s])
+    assert all(r["split"] == "heldout" for r in out["heldout"])
+    assert stats["seen_in_training"]["heldout"]["summary"] == 0
+
+
+def test_an_extra_split_needs_a_split_column_and_a_new_name():
+    with pytest.raises(params.ParamsError, match="extra_test_splits needs data.split_column"):
+        params.parse_section("data", {"path": "x.jsonl", "extra_test_splits": ["heldout"]})
+    with pytest.raises(params.ParamsError, match="a name of train, validation or test"):
+        params.parse_section("data", {"path": "x.jsonl", "split_column": "s", "extra_test_splits": ["test"]})

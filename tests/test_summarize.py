@@ -94,3 +94,27 @@ def test_real_counselling_dialogues_get_one_summary_each(model_dir, tmp_path):
     assert len(rows) == len(src) == 600
     assert [r["text"] for r in rows] == [r["text"] for r in src]
     assert sum(bool(r["summary"]) for r in rows) > 0.9 * len(rows)
+
+
+def test_handwritten_set_is_scored_like_the_evaluate_stage(model_dir, tmp_path):
+    """The hand-written texts (tests/data/handwritten.jsonl): at least 30, 14-40 characters, each
+    stating its cause; scored by the same rules as free-text and label facts."""
+    from emosum import demo_data, handwritten
+
+    rows = [json.loads(line) for line in open(handwritten.DEFAULT_FILE, encoding="utf-8")]
+    assert len(rows) >= 30 and all(14 <= len(r["text"]) <= 40 and r["cause"] in r["text"] for r in rows)
+    assert {r["emotion"] for r in rows} == set(demo_data.EMOTIONS)
+    # the scoring rules, on summaries written by hand
+    two = rows[:2]
+    right = [f"作者因{r['cause']}感到{r['emotion']}。" for r in two]
+    assert handwritten.score(right, two, set(demo_data.EMOTIONS)) == \
+        {"examples": 2, "cause": 1.0, "cause_half": 1.0, "emotion": 1.0, "all": 1.0}
+    half = [f"作者因{two[0]['cause'][:len(two[0]['cause']) // 2 + 1]}感到{two[0]['emotion']}和开心。", "作者因天气感到难过。"]
+    got = handwritten.score(half, two, set(demo_data.EMOTIONS))
+    assert got["cause"] == 0 and got["cause_half"] == 0.5 and got["emotion"] == 0  # two emotions named: wrong
+    # the real model path: a tiny model's summaries, the lead floor beside them, a markdown table
+    out = tmp_path / "hand.md"
+    assert handwritten.main(["--model", str(model_dir), "--file", str(handwritten.DEFAULT_FILE), "--num-beams", "1",
+                             "--markdown", str(out)]) == 0
+    table = out.read_text(encoding="utf-8")
+    assert table.count("\n| ") == len(rows) + 1 and "the lead floor" in table
