@@ -12,9 +12,12 @@ budget is what makes a short run good. So, before the first optimizer step:
   3. schedule: warm-up (train.warmup_ratio of N) and a linear decay that reaches zero at step N.
 
 After about a minute of training (a fifth of the budget if that is sooner) the time is estimated
-again from the real steps (the step timer's line, emosum/speed.py: data, optimizer, logging and
-checkpoints included); if the predicted end moved by more than 5%, the remaining steps are
-refitted and the decay continues from the current learning rate to zero at the new end. Should
+again from the real steps (data, optimizer, logging and checkpoints included), and again every
+REPLAN_EVERY_S from the steps of the last RECENT_S only: a machine's speed moves during a run (a
+second run starts or ends, caches warm up), and one re-estimate from the first, slow steps ended
+a 3-minute budget 6.8% early. Whenever the predicted end moved by more than REPLAN_SHARE, the
+remaining steps are refitted and the decay continues from the current learning rate to zero at
+the new end. Should
 the machine slow down anyway, a hard stop ends training where the final validation pass and save
 still fit: the model is saved as a finished run (`stopped_by: time_budget`), never an error. The
 time spent is saved with every checkpoint (emosum_state.json), so a resumed run counts it.
@@ -30,9 +33,11 @@ log = logging.getLogger("emosum.train")
 
 UNITS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)\s*$")
-REPLAN_SHARE = 0.05   # the predicted end must move by more than this share of the budget to replan
-REPLAN_AFTER_S = 60.0  # the one re-estimate: after this much training ...
+REPLAN_SHARE = 0.02   # the predicted end must move by more than this share of the budget to replan
+REPLAN_AFTER_S = 60.0  # the first re-estimate: after this much training ...
 REPLAN_AFTER_SHARE = 0.2  # ... or this share of the budget, whichever comes first
+REPLAN_EVERY_S = 15.0  # then again this often ...
+RECENT_S = 45.0       # ... from the steps of this last stretch only
 TARGET = 0.99         # plan to end at this share of the budget: the hard stop is a safety net, not the plan
 GROW = 2.0            # the Trainer's epoch loop is sized for GROW x the planned steps (a replan may add steps)
 
@@ -132,13 +137,18 @@ def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
     return a, b
 
 
-def step_fit(timer) -> tuple[float, float]:
-    """a + b x tokens from the steps timed so far, leaving out the intervals a validation pass or a
-    checkpoint save fell into (over 3x the median): the plan counts those on their own."""
+def step_fit(timer, recent_s: float | None = None) -> tuple[float, float]:
+    """a + b x tokens from the steps timed so far (those of the last `recent_s` seconds only, when
+    given, and at least 5), leaving out the intervals a validation pass or a checkpoint save fell
+    into (over 3x the median): the plan counts those on their own."""
     from emosum import speed
 
     end = len(timer.starts) - 1
-    pts = [(timer.tokens[i], timer.starts[i + 1] - timer.starts[i]) for i in range(speed.WARMUP_SKIP, end)]
+    first = speed.WARMUP_SKIP
+    if recent_s is not None:
+        while first < end - 5 and timer.starts[end] - timer.starts[first] > recent_s:
+            first += 1
+    pts = [(timer.tokens[i], timer.starts[i + 1] - timer.starts[i]) for i in range(first, end)]
     med = sorted(dt for _, dt in pts)[len(pts) // 2]
     return fit_line([p for p in pts if p[1] <= 3 * med] or pts)
 
@@ -279,8 +289,9 @@ def measure(trainer, model, batches: list[dict], precision: str, device: str, op
     as training sees it. The best of a few passes of one or two batches (what the precision probe
     compares, rightly for a choice) put the demo's step at 0.14 s where its epochs averaged 0.19 s
     of forward and backward."""
-    from emosum import memory, precision as prec
+    from emosum import machine, memory, precision as prec
 
+    quiet_check = machine.Snapshot()
     size = lambda b: b["input_ids"].numel() + b["labels"].numel()  # noqa: E731
     todo = list(more) or list(batches)
     with memory.untouched(model, device):
@@ -294,33 +305,45 @@ def measure(trainer, model, batches: list[dict], precision: str, device: str, op
     val_shapes, val_batches = eval_batches(trainer.get_eval_dataloader())
     va, vb = fit_line(forward_s(model, val_batches, device, precision)) if val_shapes else (0.0, 0.0)
     write_s = save_s(model, run_dir)
-    return {"pass_fit": (a, b), "optimizer_step_s": opt_s, "eval_s": sum(va + vb * t for t in val_shapes),
+    busy = machine.busy_between(quiet_check)
+    if busy:  # the plan has to start from something; the re-estimates from real steps correct it
+        log.warning("time budget: measured while the machine was busy (%s): the first plan is this moment's; the "
+                    "re-estimates from the real steps follow the machine", busy)
+    return {"busy": busy, "pass_fit": (a, b), "optimizer_step_s": opt_s, "eval_s": sum(va + vb * t for t in val_shapes),
             "final_save_s": write_s, "checkpoint_save_s": 3 * write_s,  # weights + AdamW's two moments
             "points": [(n, round(t, 4)) for n, t in points]}
 
 
 class Keeper:
-    """The budget while training: replans once on the step timer's refit (about a minute in) when
-    the predicted end moved by more than REPLAN_SHARE, and stops hard where the final validation
-    pass and save would no longer fit. Used as a TrainerCallback (see `callback`)."""
+    """The budget while training: re-estimates from the real steps about a minute in, then every
+    REPLAN_EVERY_S from the last RECENT_S of steps, replans when the predicted end moved by more
+    than REPLAN_SHARE, and stops hard where the final validation pass and save would no longer
+    fit. Used as a TrainerCallback (see `callback`)."""
 
     def __init__(self, plan: Plan, clock: Clock, schedule: LinearSchedule, warmup_ratio: float, cap: int,
                  planned: int, spent_before: float, timer=None):
         self.plan, self.clock, self.schedule, self.warmup_ratio, self.cap = plan, clock, schedule, warmup_ratio, cap
-        self.timer, self.replanned, self.train_start = timer, False, None
+        self.timer, self.train_start, self.last_estimate = timer, None, None
         self.record = {"budget_s": plan.budget_s, "planned_steps": planned, "replanned_steps": None,
-                       "spent_before_resume_s": round(spent_before, 1), "stopped_by": "schedule"}
+                       "spent_before_resume_s": round(spent_before, 1), "stopped_by": "schedule",
+                       "estimates": 0, "replans": []}
 
     def maybe_replan(self, state) -> None:
-        """The one re-estimate, once about a minute (or a fifth of the budget) of steps is timed."""
+        """Re-estimate once about a minute (or a fifth of the budget) of steps is timed, then every
+        REPLAN_EVERY_S (a fifth of the budget if that is sooner) from the recent steps."""
         from emosum import speed
 
         t = self.timer
-        if self.replanned or t is None or self.train_start is None or len(t.starts) < speed.WARMUP_SKIP + 5:
+        if t is None or self.train_start is None or len(t.starts) < speed.WARMUP_SKIP + 5:
             return
-        if agree(time.monotonic() - self.train_start >= min(REPLAN_AFTER_S, REPLAN_AFTER_SHARE * self.plan.budget_s)):
-            self.replanned = True
-            self.replan(state, agree(step_fit(t)))
+        now = time.monotonic()
+        first = self.last_estimate is None
+        due = now - self.train_start >= min(REPLAN_AFTER_S, REPLAN_AFTER_SHARE * self.plan.budget_s) if first else \
+            now - self.last_estimate >= min(REPLAN_EVERY_S, REPLAN_AFTER_SHARE * self.plan.budget_s)
+        if agree(due):
+            self.last_estimate = now
+            self.record["estimates"] += 1
+            self.replan(state, agree(step_fit(t, None if first else RECENT_S)))
 
     def replan(self, state, fit: tuple[float, float]) -> None:
         """On the refit: a + b x tokens now measured on real steps (optimizer, data and logging in)."""
@@ -330,12 +353,15 @@ class Keeper:
         moved = (end - TARGET * self.plan.budget_s) / self.plan.budget_s
         new = agree(self.plan.steps_within(step, TARGET * self.plan.budget_s - now, self.cap)
                     if abs(moved) > REPLAN_SHARE else state.max_steps)
-        log.info("time budget: at step %d after %.0f s the run is predicted to end at %.0f s (%+.1f%% of the budget "
-                 "%.0f s)%s", step, now, end, 100 * moved, self.plan.budget_s,
-                 f"; replanned: {state.max_steps} -> {new} steps, the decay now reaches zero at step {new}"
-                 if new != state.max_steps else "; the plan stands")
+        if new != state.max_steps or self.record["estimates"] <= 1:  # the first estimate always, then changes only
+            log.info("time budget: at step %d after %.0f s (%.3f s a step lately) the run is predicted to end at %.0f s "
+                     "(%+.1f%% of the budget %.0f s)%s", step, now, self.plan.step_s(), end, 100 * moved,
+                     self.plan.budget_s, f"; replanned: {state.max_steps} -> {new} steps, the decay now reaches zero "
+                     f"at step {new}" if new != state.max_steps else "; the plan stands")
         if new != state.max_steps:
             self.schedule.replan(step, new, self.warmup_ratio)
+            self.record["replans"].append({"step": step, "after_s": round(now, 1), "from": state.max_steps, "to": new,
+                                           "s_per_step": round(self.plan.step_s(), 4)})
             state.max_steps = new
             self.record["replanned_steps"] = new
 

@@ -1,7 +1,7 @@
 """Batched generation shared by the evaluate stage and the `summarize` command."""
 from __future__ import annotations
 
-from emosum import hf, params
+from emosum import hf, machine, params
 
 
 def beam_cache(model, num_beams: int):
@@ -74,4 +74,5 @@ def generate(model, tok, input_ids: list[list[int]], cfg, desc="generate", progr
             for i, text in zip(idx, tok.batch_decode(gen, skip_special_tokens=True)):
                 out[i] = text.strip()
             bar.update(len(idx))
+            machine.rebalance()  # another emosum run started or ended: take the new share of the cores
     return out

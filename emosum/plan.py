@@ -106,6 +106,9 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
     from emosum.trainer_ext import EpochSeededSampler, token_mean_loss
     from stages import subsample, tokenize, train
 
+    from emosum import machine
+
+    quiet_check = machine.Snapshot()  # what else ran while this row was measured
     t0 = time.perf_counter()
     for a in over:
         doc = params.override(doc, a)
@@ -218,8 +221,12 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
         steps = plan.steps_within(0, budget.TARGET * budget.seconds(cfg.time_budget) - startup)
     train_s = plan.cost(0, steps) - plan.final_save_s
     n_params = sum(p.numel() for p in model.parameters())
+    busy = machine.busy_between(quiet_check)
+    if busy:
+        note.append(f"measured while the machine was busy ({busy}): these times are this moment's, not the "
+                    "machine's (and the precision is not remembered); plan again when it is quiet")
     return {
-        "row": label, "overrides": over, "samples": len(rows["train"]), "steps": steps,
+        "row": label, "busy": busy, "overrides": over, "samples": len(rows["train"]), "steps": steps,
         "epochs": round(steps / steps_per_epoch, 3), "truncated_share": round(truncated, 4),
         "max_source_length": max_src, "max_target_length": tok_p.max_target_length, "batch_size": cfg.batch_size,
         "precision": precision, "precision_source": (probe or {}).get("source", "forced"), "pad_to_multiple_of": pad,
@@ -295,6 +302,12 @@ def main(argv=None) -> int:
     except (OSError, ValueError, params.ParamsError) as e:
         print(f"emosum-plan: {e}", file=sys.stderr)
         return 1
+    from emosum import machine
+
+    busy = machine.busy(1.0)
+    if busy:
+        print(f"emosum-plan: warning: the machine is busy ({busy}); what is measured now is slower than this "
+              "machine alone, and the rows will say so", file=sys.stderr, flush=True)
     out = []
     for label, over in rows:
         print(f"emosum-plan: measuring {label} ...", file=sys.stderr, flush=True)

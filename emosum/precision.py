@@ -132,6 +132,9 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
                  passes / max(PROBE_SHARE, 1e-9), source, choice)
         return {"choice": choice, "source": source, "s_per_pass": {}, "probe_s": 0.0}
     batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
+    from emosum import machine
+
+    before = machine.Snapshot()
     t0 = time.perf_counter()
     samples = {m: {i: [] for i in range(len(batches))} for m in modes}
     with untouched(model, device):
@@ -148,7 +151,12 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
     fastest = min(timings, key=timings.get)
     # fp32 unless another is clearly faster: within the margin the exact one wins a tie
     choice = fastest if timings[fastest] < (1 - MARGIN) * timings["fp32"] else "fp32"
-    _remember(key, choice)
+    busy = machine.busy_between(before)
+    if busy:  # timings taken beside other work are this moment's, not the machine's: measured again next time
+        log.warning("precision auto: the machine was busy while timing (%s): training in %s, but the choice is not "
+                    "remembered as this machine's; the next run measures again", busy, choice)
+    else:
+        _remember(key, choice)
     probe_s = time.perf_counter() - t0
     log.info("precision auto: forward+backward of a typical and the largest batch (best of %d, interleaved): %s; "
              "training in %s (probe %.1f s, %.1f%% of the predicted run)", timed,
@@ -157,7 +165,8 @@ def choose(model, batches: list[dict], device: str, steps: int, batch: int, loss
     return {"choice": choice, "source": "measured", "s_per_pass": {m: round(t, 4) for m, t in timings.items()},
             # each batch's best pass (typical, largest), for the time budget's step-time line
             "per_batch_s": {m: [round(min(ts), 5) for ts in samples[m].values()] for m in modes},
-            "probe_s": round(probe_s, 2)}
+            "batch_tokens": [int(b["input_ids"].numel() + b["labels"].numel()) for b in batches],
+            "probe_s": round(probe_s, 2), "busy": busy, "remembered": not busy}
 
 
 def for_run(model, train_ds, collator, cfg, device: str, world: int, accum: int, run_dir: Path,

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, facts, hf, params, rouge
+from emosum import dataio, facts, hf, machine, params, rouge
 from emosum.generation import generate, max_new_tokens
 from emosum.logs import setup_logging
 
@@ -182,7 +182,9 @@ def main() -> int:
         (cfg,) = params.load("evaluate")
         hf.offline_env(False)  # everything evaluate reads is local
         log.info("params: %s", cfg.model_dump())
-        metrics, predictions, details = run(cfg, Path("model"), Path("data/tokenized"), Path("data/splits"))
+        with machine.Share("evaluation"):
+            machine.before_start("evaluation")
+            metrics, predictions, details = run(cfg, Path("model"), Path("data/tokenized"), Path("data/splits"))
     except (params.ParamsError, ValueError) as e:
         log.error("%s", e)
         return 1

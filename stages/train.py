@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from emosum import budget, checkpoints, dataio, hf, launch, memory, params, prune, selection, speed, stopping
+from emosum import budget, checkpoints, dataio, hf, launch, machine, memory, params, prune, selection, speed, stopping
 from emosum import precision as prec
 from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, save_model,
                                  step_aligned_dvclive, timed_trainer, token_mean_loss)
@@ -45,21 +45,22 @@ def run(model_p: params.ModelParams, cfg: params.TrainParams, tok_dir: Path, dat
     `started`: the stage's start (time.monotonic()), which a time budget counts from. Ctrl-C and
     SIGTERM end the step in progress, checkpoint it and raise TrainingStopped (emosum/stopping.py)."""
     stop = stopping.GracefulStop()
-    with stop:
+    with stop, machine.Share("train") as share:
         try:
             return _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks,
-                        time.monotonic() if started is None else started, stop)
+                        time.monotonic() if started is None else started, stop, share)
         except stopping.Interrupted as e:  # a second signal, or one outside the training loop
             raise TrainingStopped(stopping.interrupted_message(
                 e.name, checkpoints.newest_intact(stop.run_dir, rename=False) if stop.run_dir else None)) from None
 
 
-def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started: float, stop) -> dict:
+def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started: float, stop, share) -> dict:
     import torch
     from datasets import load_from_disk
     from transformers import (DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments,
                               set_seed)
 
+    loaded = machine.before_start("training")
     precision = hf.pick_precision(cfg.precision, cfg.allow_fp16)
     world, main_rank = launch.world_size(), launch.is_main_process()
     accum = launch.accumulation(cfg, world)
@@ -141,6 +142,10 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
                                    lambda: collator([ds["train"][i] for i in range(cfg.batch_size)]),
                                    speed.batches_at(trainer.get_train_dataloader(), budget.spread(sizes))))
         trainer.add_callback(keeper[0].callback())
+    trainer.add_callback(share.callback())
+    watch = machine.SlowWatch(timer, expected_step(keeper[0] if keeper else None, probe_info, precision, timer),
+                              torch.get_num_threads(), device, share=share)
+    trainer.add_callback(watch.callback())
 
     timer.on_ready = lambda fit, steps: predict(info, timer, fit, shapes, steps)
     t0 = time.perf_counter()
@@ -195,6 +200,9 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
         "prediction_error": round(info["predicted_train_s"] / train_s - 1, 3)
         if info.get("predicted_train_s") and state.global_step == state.max_steps and not resume else None,
         "speed": info,
+        # the cores this run took among the emosum runs on the machine, and what slowed it
+        "cores": {**share.record(), "loaded_at_start": loaded}, "slow_run": {**watch.record(),
+                                                                         "reference": watch.reference},
     }
     if keeper:
         stats["time_budget"] = {**keeper[0].record, "steps": state.global_step, "epochs": stats["epochs"],
@@ -205,6 +213,31 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
                  state.global_step, train_s, stats["s_per_step"], stats["tokens_per_s"], wall, stats["final_loss"],
                  out_dir)
     return stats
+
+
+def expected_step(keeper, probe: dict | None, precision: str, timer):
+    """Seconds a step of n padded tokens should take, as measured before the first step: the time
+    budget's plan (a + b x tokens, optimizer included), else the precision probe's passes of a
+    typical and the largest batch in the chosen precision (forward and backward only), else the
+    step timer's first fit (the run's own first 20 s: nothing was measured before). The slow-run
+    watch compares each stretch of steps with it. Returns a function with a `source` attribute."""
+    if keeper is not None:
+        (a, b), opt = keeper.plan.fit, keeper.plan.optimizer_s
+        f = lambda n: a + b * n + opt  # noqa: E731
+        f.source = "the time budget's measurement"
+        return f
+    per, sizes = (probe or {}).get("per_batch_s", {}).get(precision), (probe or {}).get("batch_tokens")
+    if per and sizes and len(per) == len(sizes):
+        a, b = budget.fit_line(list(zip(sizes, per)))
+        f = lambda n: a + b * n  # noqa: E731
+        f.source = "the precision probe's passes"
+        return f
+
+    def first_fit(n):
+        return timer.fit[0] + timer.fit[1] * n if timer.fit else None
+
+    first_fit.source = "the run's first timed steps"
+    return first_fit
 
 
 def main() -> int:

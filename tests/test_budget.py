@@ -121,3 +121,38 @@ def test_a_resumed_run_counts_the_time_already_spent(data, tmp_path, monkeypatch
     assert tb["planned_steps"] == saved["planned_steps"]  # the plan went on as it was, not made again
     # the plan's length, or the one re-estimate's, unless the hard stop came first
     assert stats["steps"] == (tb["replanned_steps"] or saved["schedule"]["total"]) or tb["stopped_by"] == "time_budget"
+
+
+@pytest.mark.parametrize("hog_at", [None, 0.5], ids=["alone", "second-run-half-way"])
+def test_the_stage_ends_within_5_percent_of_the_budget_as_the_machine_changes(data, tmp_path, monkeypatch, hog_at):
+    """A 16 s budget, alone and with a CPU hog per core (a second run) starting half-way through:
+    the re-estimates from the recent steps follow the machine, and the stage ends within +-5%."""
+    import subprocess
+    import sys
+
+    from transformers import TrainerCallback
+
+    from emosum import machine
+
+    hogs, started = [], time.monotonic()
+
+    class SecondRun(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if hog_at is not None and not hogs and time.monotonic() - started > hog_at * 16:
+                hogs.extend(subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                            for _ in range(machine.cores()))
+
+    try:
+        stats = run(data, tmp_path, monkeypatch, callbacks=[SecondRun()], time_budget="16s", epochs=500,
+                    precision="fp32", started=started)
+    finally:
+        for h in hogs:
+            h.kill()
+    tb = stats["time_budget"]
+    print(f"time budget 16 s, {'a second run from half-way' if hogs else 'alone'}: stage {tb['total_s']} s, "
+          f"{stats['steps']} steps (planned {tb['planned_steps']}), {tb['estimates']} estimates, replans {tb['replans']}")
+    assert hogs or hog_at is None
+    assert tb["total_s"] == pytest.approx(16, rel=0.05), tb
+    assert tb["estimates"] >= 3  # not once: again and again from the recent steps
+    if hog_at is not None:  # slower steps after the hog: the plan was cut after it started
+        assert tb["replans"] and tb["replans"][-1]["to"] < tb["planned_steps"], tb

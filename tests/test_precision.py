@@ -56,6 +56,9 @@ def test_a_run_too_short_for_the_probe_takes_the_remembered_answer(data, tmp_pat
     assert first["precision"] == "fp32" and "no measurement for this device" in first["precision_probe"]["source"]
     assert "too short to time every precision" in caplog.text
     monkeypatch.setattr(precision, "PROBE_SHARE", 1e6)
+    from emosum import machine
+
+    monkeypatch.setattr(machine, "busy_between", lambda *a: None)  # remembered only when quiet (tested below)
     measured = run(data, tmp_path, "b", precision="auto")["precision"]
     monkeypatch.setattr(precision, "PROBE_SHARE", 0.0)
     again = run(data, tmp_path, "c", precision="auto")
@@ -114,3 +117,34 @@ def test_a_burst_of_load_during_the_probe_does_not_decide_it(data, monkeypatch):
     loaded = precision.choose(model, batches, "cpu", steps=10_000, batch=4, loss_fn=token_mean_loss)["s_per_pass"]
     assert len(calls) > 8 and quiet["fp32"] < 0.1
     assert loaded["fp32"] < 0.1  # timed back to back, 3 of its 6 timed passes would carry the wait: >= 0.25
+
+
+def test_a_probe_timed_on_a_busy_machine_is_not_remembered(data, monkeypatch, tmp_path, caplog):
+    """CPU hogs (one per core) run through the probe: the run trains in what it measured, but the
+    choice is not saved as this machine's (the next run measures again), and the log says why."""
+    import subprocess
+    import sys
+
+    from transformers import DataCollatorForSeq2Seq
+
+    from datasets import load_from_disk
+    from emosum import hf, machine
+    from emosum.trainer_ext import token_mean_loss
+
+    monkeypatch.setattr(precision, "candidates", lambda device: ["fp32", "bf16"])
+    monkeypatch.setattr(precision, "PROBE_SHARE", 1e6)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tok = hf.load_tokenizer(str(data / "tokenizer"))
+    model = hf.scratch_model(section("model").scratch, tok)
+    batches = precision.probe_batches(load_from_disk(str(data / "tokenized"))["train"],
+                                      DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100), 4)
+    hogs = [subprocess.Popen([sys.executable, "-c", "# emosum-test-hog\nwhile True: pass"])
+            for _ in range(machine.cores())]
+    try:
+        info = precision.choose(model, batches, "cpu", steps=10_000, batch=4, loss_fn=token_mean_loss)
+    finally:
+        for h in hogs:
+            h.kill()
+    assert info["remembered"] is False and "emosum-test-hog" in info["busy"]
+    assert precision.remembered(precision.device_key(model, "cpu", 4)) is None
+    assert "not remembered as this machine's" in caplog.text
