@@ -65,7 +65,10 @@ class SubsampleParams(Section):
     min_source_chars: int = Field(1, ge=1)
     min_summary_chars: int = Field(1, ge=1)
     max_drop_fraction: float = Field(0.5, ge=0, le=1, description="fail when more rows are dropped")
-    strategy: Literal["random", "stratified"] = "random"
+    # inputs whose character 5-gram Jaccard similarity to a kept one reaches this are dropped
+    # (emosum/near_dups.py), across splits too; null: exact duplicates only
+    near_duplicate_jaccard: Optional[float] = Field(0.6, gt=0, le=1)
+    strategy: Literal["random", "stratified", "representative"] = "random"
     length_buckets: int = Field(4, ge=1, description="input-length strata when there is no label")
 
 

@@ -30,6 +30,11 @@ COLUMNS = [  # (header, metrics file, key, format)
     # what the model saw: the share of the test references' character bigrams in its (selected or
     # truncated) inputs; a fast run that cuts inputs shows it here
     ("input coverage", "metrics/tokenize.json", "selection.splits.test.coverage.kept", "{:.3f}"),
+    # what the training cut kept of the pool (subsample.strategy), beside a random cut of its size:
+    # the pool pairs' mean similarity to their nearest kept pair (1.0 where nothing was cut)
+    ("cut coverage", "metrics/subsample.json", "coverage.kept.mean_similarity_to_nearest_kept", "{:.3f}"),
+    ("random cut coverage", "metrics/subsample.json", "coverage.random_cut.mean_similarity_to_nearest_kept",
+     "{:.3f}"),
     ("train min", "metrics/train.json", "wall_s", "{:.1f}"),
     ("tokens/s", "metrics/train.json", "tokens_per_s", "{:.0f}"),
     ("s/step", "metrics/train.json", "s_per_step", "{:.3f}"),
@@ -147,9 +152,10 @@ def split_columns(runs: list[dict]) -> list[tuple]:
 
 def replicas(runs: list[dict], run: dict) -> list[dict]:
     """The runs of the same recipe with another training seed (every param equal but train.seed)."""
-    def key(r):
-        return json.dumps({k: v for k, v in r["params"].items() if k != "train.seed"}, sort_keys=True)
-    return [r for r in runs if key(r) == key(run)]
+    def same(r):  # keys one run lacks (made before the key existed) are not counted, as in differing()
+        keys = (set(r["params"]) & set(run["params"])) - {"train.seed"}
+        return all(json.dumps(r["params"][k]) == json.dumps(run["params"][k]) for k in keys)
+    return [r for r in runs if same(r)]
 
 
 def spread_line(runs: list[dict], fast: dict, full: dict) -> list[str]:

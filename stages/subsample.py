@@ -22,7 +22,7 @@ from emosum.logs import setup_logging
 log = logging.getLogger("emosum.subsample")
 SPLITS = ("train", "validation", "test")
 REASONS = ("empty", "source_too_short", "summary_too_short", "exact_duplicate", "cross_split_duplicate",
-           "unknown_split")
+           "near_duplicate", "cross_split_near_duplicate", "unknown_split")
 
 
 def _text(obj: dict, col: str, where: str, role: str):
@@ -83,6 +83,42 @@ def clean(rows, data: params.DataParams, cfg: params.SubsampleParams, fact_colum
             seen.add((text, summary))
             kept.append(row)
     return kept, dropped, n
+
+
+def drop_near_duplicates(rows: list[dict], data: params.DataParams, cfg: params.SubsampleParams,
+                         dropped: Counter) -> tuple[list[dict], dict]:
+    """Rows whose input near-duplicates one kept before it are dropped, before any split or cut:
+    inside one split as `near_duplicate`; a training row near an evaluation row (of the file's own
+    splits) as `cross_split_near_duplicate`, the evaluation row kept. Test and validation carved
+    out of train later cannot leak: their near-duplicates are gone before the carving."""
+    import time
+
+    from emosum import near_dups
+
+    if not cfg.near_duplicate_jaccard or len(rows) < 2:
+        return rows, {"jaccard": cfg.near_duplicate_jaccard, "found": 0}
+    t0 = time.perf_counter()
+    groups = [r.get("split") or "all" for r in rows]
+    order = [*eval_splits(data), "train", "all"]
+    found = near_dups.find([r["text"] for r in rows], groups, cfg.near_duplicate_jaccard, order)
+    drop = set()
+    examples = []
+    for i, j, sim in found:
+        cross = groups[i] != groups[j]
+        dropped["cross_split_near_duplicate" if cross else "near_duplicate"] += 1
+        drop.add(i)
+        if len(examples) < 5:
+            examples.append({"dropped": rows[i]["text"][:80], "split": groups[i], "like": rows[j]["text"][:80],
+                             "its_split": groups[j], "jaccard": sim})
+    info = {"jaccard": cfg.near_duplicate_jaccard, "shingle_chars": near_dups.SHINGLE, "found": len(found),
+            "share": round(len(found) / len(rows), 4), "seconds": round(time.perf_counter() - t0, 2),
+            "examples": examples}
+    log.info("near-duplicates (character %d-gram Jaccard >= %s): %d of %d rows (%.2f%%; %d a training input near an "
+             "evaluation one) in %.1f s%s", near_dups.SHINGLE, cfg.near_duplicate_jaccard, len(found), len(rows),
+             100 * info["share"], dropped["cross_split_near_duplicate"], info["seconds"],
+             "".join(f"\n  dropped ({e['split']}) {e['dropped']!r} ~ ({e['its_split']}) {e['like']!r}: {e['jaccard']}"
+                     for e in examples[:3]))
+    return [r for k, r in enumerate(rows) if k not in drop], info
 
 
 def _random_split(keys: list, cfg: params.SubsampleParams, names=("test", "validation")) -> dict[str, list]:
@@ -154,7 +190,7 @@ def take(rows: list[dict], cap, cfg: params.SubsampleParams, has_label: bool) ->
     if not cap or cap >= len(rows):
         return rows
     rng = random.Random(cfg.seed)
-    if cfg.strategy == "random":
+    if cfg.strategy in ("random", "representative"):  # representative: the training cut only (cut_train)
         return [rows[i] for i in sorted(rng.sample(range(len(rows)), cap))]
     by = defaultdict(list)
     for i, s in enumerate(strata(rows, cfg, has_label)):
@@ -167,6 +203,40 @@ def take(rows: list[dict], cap, cfg: params.SubsampleParams, has_label: bool) ->
     return [rows[i] for i in picked]
 
 
+def cut_train(rows: list[dict], cfg: params.SubsampleParams, has_label: bool) -> tuple[list[dict], dict | None]:
+    """The training cut to max_samples by cfg.strategy, and what it covers of the pool beside a
+    random cut of the same size (emosum/coverage.py); None when nothing is cut."""
+    import time
+
+    from emosum import coverage
+
+    cap = cfg.max_samples
+    if not cap or cap >= len(rows):
+        return rows, None
+    t0 = time.perf_counter()
+    x = coverage.features([r["text"] for r in rows], [r["summary"] for r in rows], cfg.seed)
+    labels = [r["label"] for r in rows] if has_label else None
+    if cfg.strategy == "representative":
+        kept = coverage.representative(x, cap, labels, cfg.seed)
+    else:
+        where = {id(r): i for i, r in enumerate(rows)}
+        kept = [where[id(r)] for r in take(rows, cap, cfg, has_label)]
+    pick_s = time.perf_counter() - t0
+    lengths = [len(r["text"]) for r in rows]
+    pool_clusters = coverage.clusters(x, cfg.seed)
+    cover = {"strategy": cfg.strategy, "seconds": round(pick_s, 2),
+             "kept": coverage.coverage(x, kept, labels, lengths, cfg.seed, pool_clusters)}
+    if cfg.strategy != "random":  # beside it: a random cut of the same size (the same seed as `random` uses)
+        rnd = sorted(random.Random(cfg.seed).sample(range(len(rows)), cap))
+        cover["random_cut"] = coverage.coverage(x, rnd, labels, lengths, cfg.seed, pool_clusters)
+    log.info("cut %d -> %d training pairs (%s, %.1f s): pool pairs' mean similarity to the nearest kept one %.3f, "
+             "clusters represented %.0f%%%s", len(rows), cap, cfg.strategy, pick_s,
+             cover["kept"]["mean_similarity_to_nearest_kept"], 100 * cover["kept"]["clusters_represented"],
+             f" (a random cut: {cover['random_cut']['mean_similarity_to_nearest_kept']:.3f}, "
+             f"{100 * cover['random_cut']['clusters_represented']:.0f}%)" if "random_cut" in cover else "")
+    return [rows[i] for i in sorted(kept)], cover
+
+
 def distribution(rows: list[dict], cfg: params.SubsampleParams, has_label: bool) -> dict:
     c = Counter(strata(rows, cfg, has_label))
     return {k: round(v / max(1, len(rows)), 4) for k, v in sorted(c.items())}
@@ -174,6 +244,7 @@ def distribution(rows: list[dict], cfg: params.SubsampleParams, has_label: bool)
 
 def run(data: params.DataParams, cfg: params.SubsampleParams, out_dir: Path, fact_columns: list[str] = ()) -> dict:
     kept, dropped, n_read = clean(dataio.read_rows(data.path, data.format, data.sheet), data, cfg, list(fact_columns))
+    kept, near = drop_near_duplicates(kept, data, cfg, dropped)
     splits = split(kept, data, cfg, dropped)
     n_dropped = sum(dropped.values())
     if n_read and n_dropped / n_read > cfg.max_drop_fraction:
@@ -184,8 +255,8 @@ def run(data: params.DataParams, cfg: params.SubsampleParams, out_dir: Path, fac
             f"All reasons: {dict(dropped)}. Fix the data or the column names, or raise the limit.")
     has_label = bool(data.label_column)
     full_train = splits["train"]
-    splits = {"train": take(full_train, cfg.max_samples, cfg, has_label),
-              **{s: take(splits[s], cfg.max_eval_samples, cfg, has_label) for s in eval_splits(data)}}
+    train, cover = cut_train(full_train, cfg, has_label)
+    splits = {"train": train, **{s: take(splits[s], cfg.max_eval_samples, cfg, has_label) for s in eval_splits(data)}}
     for name in splits:  # all validated before anything is written
         dataio.write_jsonl(out_dir / f"{name}.jsonl", splits[name])
     log.info("read %d rows from %s; dropped %d (%s); wrote %s", n_read, data.path, n_dropped,
@@ -194,11 +265,14 @@ def run(data: params.DataParams, cfg: params.SubsampleParams, out_dir: Path, fac
         "rows_read": n_read,
         "rows_kept": len(kept) - dropped["cross_split_duplicate"],
         "dropped": {r: dropped.get(r, 0) for r in REASONS},
+        "near_duplicates": near,
         "dropped_fraction": round(n_dropped / max(1, n_read), 4),
         "splits": {k: len(v) for k, v in splits.items()},
         "strategy": cfg.strategy, "stratified_by": "label" if has_label else "length",
         "train_distribution_before": distribution(full_train, cfg, has_label),
         "train_distribution_after": _after(full_train, splits["train"], cfg, has_label),
+        # what the training cut keeps of the pool, beside a random cut of the same size
+        "coverage": cover,
         # how new each evaluation split is: the share of its rows whose value of each fact column
         # (the demo's cause) or whose whole summary occurs in the training split
         "seen_in_training": seen_in_training(splits),

@@ -31,7 +31,8 @@ def test_drops_are_counted_by_reason_and_splits_are_disjoint(tmp_path):
     stats = subsample.run(data, cfg, tmp_path / "out")
     assert stats["rows_read"] == 36
     assert stats["dropped"] == {"empty": 2, "source_too_short": 1, "summary_too_short": 0, "exact_duplicate": 2,
-                                "cross_split_duplicate": 0, "unknown_split": 0}
+                                "cross_split_duplicate": 0, "near_duplicate": 0, "cross_split_near_duplicate": 0,
+                                "unknown_split": 0}
     splits = {s: read(tmp_path / "out" / f"{s}.jsonl") for s in subsample.SPLITS}
     assert sum(map(len, splits.values())) == stats["rows_kept"] == 31
     texts = {s: {r["text"] for r in rs} for s, rs in splits.items()}
@@ -110,3 +111,79 @@ def test_an_extra_split_needs_a_split_column_and_a_new_name():
         params.parse_section("data", {"path": "x.jsonl", "extra_test_splits": ["heldout"]})
     with pytest.raises(params.ParamsError, match="a name of train, validation or test"):
         params.parse_section("data", {"path": "x.jsonl", "split_column": "s", "extra_test_splits": ["test"]})
+
+
+STORY = "今天早上在地铁上，一位老人把座位让给了抱着孩子的妈妈，车厢里的人都为他鼓掌，我看着也觉得很温暖。"
+
+
+def test_near_duplicates_are_dropped_within_and_across_splits(tmp_path):
+    """The same story told twice (a word changed, a signature added) is one story: a second copy in
+    train is dropped, and a training copy of a test story is the one that goes (a leak)."""
+    from emosum import near_dups
+
+    other = [{"text": f"第{i}次考试结束后，我{'难过开心生气'[i % 3]}了{i}个小时。", "summary": f"作者{i}", "split": "train"}
+             for i in range(20)]
+    told_again = STORY.replace("妈妈", "母亲") + "——来自小红"
+    leak = STORY.replace("老人", "老大爷")
+    assert 0.6 <= near_dups.jaccard(near_dups.shingles(STORY), near_dups.shingles(told_again)) < 1
+    rows = other + [{"text": STORY, "summary": "作者温暖", "split": "test"},
+                    {"text": leak, "summary": "作者觉得温暖", "split": "train"},
+                    {"text": "我的猫昨天走丢了，找了一整夜都没找到，现在心里空落落的。", "summary": "作者难过", "split": "train"},
+                    {"text": "我的猫昨天走丢了，找了一整夜都没找到，现在心里空落落的！", "summary": "作者失落", "split": "train"},
+                    {"text": "验证一下。" * 3, "summary": "验证", "split": "validation"}]
+    data = params.parse_section("data", {"path": str(write(tmp_path / "in.jsonl", rows)), "split_column": "split",
+                                         "test_split": "test", "validation_split": "validation"})
+    cfg = params.parse_section("subsample", {"max_samples": None, "max_eval_samples": None})
+    stats = subsample.run(data, cfg, tmp_path / "out")
+    assert stats["dropped"]["cross_split_near_duplicate"] == 1 and stats["dropped"]["near_duplicate"] == 1
+    train = {r["text"] for r in read(tmp_path / "out" / "train.jsonl")}
+    assert leak not in train and STORY in {r["text"] for r in read(tmp_path / "out" / "test.jsonl")}
+    assert sum("猫昨天走丢了" in t for t in train) == 1 and len(train) == 21  # the 20 distinct others kept
+    assert stats["near_duplicates"]["found"] == 2
+    # null: exact duplicates only, as before
+    cfg = params.parse_section("subsample", {"max_samples": None, "max_eval_samples": None,
+                                             "near_duplicate_jaccard": None})
+    assert subsample.run(data, cfg, tmp_path / "out2")["dropped"]["near_duplicate"] == 0
+
+
+def _pool(n=300, rare=2):
+    from emosum import demo_data
+
+    rows = [{"text": r["text"], "summary": r["summary"], "label": r["emotion"]} for r in demo_data.generate(n, 3, 0)]
+    for r in rows[:rare]:
+        r["label"] = "罕见"
+    for r in rows[rare:]:
+        if r["label"] == "罕见":
+            r["label"] = "其他"
+    return rows
+
+
+def test_coverage_figures_on_a_hand_made_pool():
+    import numpy as np
+
+    from emosum import coverage
+
+    x = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    cl = np.array([0, 0, 1, 1])
+    one = coverage.coverage(x, [0], ["a", "a", "b", "b"], [1, 2, 3, 4], 0, cl)
+    assert one["mean_similarity_to_nearest_kept"] == 0.5 and one["p10_similarity_to_nearest_kept"] == 0.0
+    assert one["clusters_represented"] == 0.5 and one["labels_represented"] == 0.5
+    both = coverage.coverage(x, [0, 2], ["a", "a", "b", "b"], [1, 2, 3, 4], 0, cl)
+    assert both["mean_similarity_to_nearest_kept"] == 1.0 and both["clusters_represented"] == 1.0
+
+
+def test_the_representative_cut_keeps_a_rare_label_and_covers_better_than_random():
+    rows = _pool()
+    cfg = params.parse_section("subsample", {"max_samples": 30, "strategy": "representative"})
+    kept, cover = subsample.cut_train(rows, cfg, has_label=True)
+    assert len(kept) == 30 and sum(r["label"] == "罕见" for r in kept) >= 1
+    assert cover["kept"]["labels_represented"] == 1.0
+    assert cover["kept"]["mean_similarity_to_nearest_kept"] > cover["random_cut"]["mean_similarity_to_nearest_kept"]
+    # deterministic for a seed
+    again, _ = subsample.cut_train(rows, cfg, has_label=True)
+    assert [r["text"] for r in again] == [r["text"] for r in kept]
+    # a random cut of 30 from 298 + 2 misses the rare label for most seeds: the quota is what keeps it
+    rnd = params.parse_section("subsample", {"max_samples": 30, "strategy": "random"})
+    missed = sum(not any(r["label"] == "罕见" for r in subsample.cut_train(rows, rnd.model_copy(update={"seed": s}),
+                                                                           True)[0]) for s in range(5))
+    assert missed >= 3
