@@ -104,22 +104,22 @@ def main() -> None:
                    "s_per_step": [t.get("s_per_step") for t in train],
                    "train_s": [t.get("train_s") for t in train],
                    "threads": [(t.get("cores") or {}).get("threads") for t in train],
-                   "thread_changes": [len((t.get("cores") or {}).get("changes") or []) for t in train],
-                   "slow_run_causes": [[e["cause"] for e in (t.get("slow_run") or {}).get("events", [])]
-                                       for t in train]}
+                   "thread_changes": [(t.get("cores") or {}).get("thread_changes") for t in train],
+                   "slow_run_causes": [(t.get("slow_run") or {}).get("causes_named") for t in train]}
             rows.append(row)
             print(f"  {wall:.0f} s; s/step {row['s_per_step']}; threads {row['threads']}", file=sys.stderr, flush=True)
             sh(["dvc", "queue", "remove", "--all"], repo, wenv)
     ref = next((r["wall_s"] for r in rows if r["way"] == "j1"), None)
     print(f"\nthree queued experiments ({args.samples} demo pairs, {args.epochs} epochs, fp32) on "
           f"{os.cpu_count()} CPUs\n")
-    print("| way | -j | cores shared | all three done after | vs -j 1 | s/step of each | threads at start |")
-    print("|---|---|---|---|---|---|---|")
+    print("| way | -j | cores shared | all three done after | vs -j 1 | s/step of each | threads at start | "
+          "thread changes |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         vs = f"{r['wall_s'] / ref:.2f}x" if ref else "-"
         print(f"| {r['way']} | {r['jobs']} | {'yes' if r['shared'] else 'no (whole machine each)'} | "
               f"{r['wall_s']:.0f} s | {vs} | {', '.join(str(s) for s in r['s_per_step'])} | "
-              f"{', '.join(str(t) for t in r['threads'])} |")
+              f"{', '.join(str(t) for t in r['threads'])} | {', '.join(str(t) for t in r['thread_changes'])} |")
     out["rows"] = rows
     print(json.dumps(out))
 

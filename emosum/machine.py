@@ -190,7 +190,9 @@ class Share:
             self._file = None
 
     def record(self) -> dict:
-        return {**self.started_with, "threads_at_end": self.threads, "changes": self.changes}
+        # the count beside the list: `dvc exp show` / `dvc metrics` keep numbers and drop lists
+        return {**self.started_with, "threads_at_end": self.threads, "thread_changes": len(self.changes),
+                "changes": self.changes}
 
     def callback(self, clock=time.monotonic):
         """A TrainerCallback that rebalances between steps."""
@@ -436,7 +438,8 @@ class SlowWatch:
         return lines
 
     def record(self) -> dict:
-        return {"worst_slowdown": round(self.worst, 2) if self.worst else None, "events": self.events}
+        return {"worst_slowdown": round(self.worst, 2) if self.worst else None, "causes_named": len(self.events),
+                "events": self.events}
 
     def callback(self):
         from transformers import TrainerCallback
