@@ -12,14 +12,15 @@ budget is what makes a short run good. So, before the first optimizer step:
   3. schedule: warm-up (train.warmup_ratio of N) and a linear decay that reaches zero at step N.
 
 After about a minute of training (a fifth of the budget if that is sooner) the time is estimated
-again from the real steps (data, optimizer, logging and checkpoints included), and again every
-REPLAN_EVERY_S from the steps of the last RECENT_S only: a machine's speed moves during a run (a
-second run starts or ends, caches warm up), and one re-estimate from the first, slow steps ended
-a 3-minute budget 6.8% early. Whenever the predicted end moved by more than REPLAN_SHARE, the
-remaining steps are refitted and the decay continues from the current learning rate to zero at
-the new end. Should
-the machine slow down anyway, a hard stop ends training where the final validation pass and save
-still fit: the model is saved as a finished run (`stopped_by: time_budget`), never an error. The
+again from the real steps (data, optimizer and logging included), and again every REPLAN_EVERY_S
+(more often near the end) from the steps of the last RECENT_S only: a machine's speed moves
+during a run (a second run starts or ends, caches warm up), and one re-estimate from the first,
+slow steps ended a 3-minute budget 6.8% early. Validation passes and checkpoint saves are timed
+as they happen (the median of the last few replaces the figure measured before training) and
+taken out of the steps they fell between. Whenever the predicted end falls past TARGET or more
+than REPLAN_SHARE before it, the remaining steps are refitted and the decay continues from the
+current learning rate to zero at the new end. Should the machine slow down anyway, a hard stop
+ends training where one more step and the final validation pass and save still fit: the model is saved as a finished run (`stopped_by: time_budget`), never an error. The
 time spent is saved with every checkpoint (emosum_state.json), so a resumed run counts it.
 """
 from __future__ import annotations
@@ -33,12 +34,14 @@ log = logging.getLogger("emosum.train")
 
 UNITS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)\s*$")
-REPLAN_SHARE = 0.02   # the predicted end must move by more than this share of the budget to replan
+REPLAN_SHARE = 0.02   # a predicted end this share of the budget early replans (one past the budget always does)
 REPLAN_AFTER_S = 60.0  # the first re-estimate: after this much training ...
 REPLAN_AFTER_SHARE = 0.2  # ... or this share of the budget, whichever comes first
 REPLAN_EVERY_S = 15.0  # then again this often ...
 RECENT_S = 45.0       # ... from the steps of this last stretch only
 TARGET = 0.99         # plan to end at this share of the budget: the hard stop is a safety net, not the plan
+MIN_REPLAN_S = 0.5    # near the end re-estimates come at half the time left, but not more often than this
+RECENT_PAUSES = 9     # validation passes / saves whose median stands for the next ones
 GROW = 2.0            # the Trainer's epoch loop is sized for GROW x the planned steps (a replan may add steps)
 
 
@@ -137,10 +140,14 @@ def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
     return a, b
 
 
-def step_fit(timer, recent_s: float | None = None) -> tuple[float, float]:
+def step_fit(timer, recent_s: float | None = None, pauses: list[tuple[float, float]] | None = None
+             ) -> tuple[float, float]:
     """a + b x tokens from the steps timed so far (those of the last `recent_s` seconds only, when
     given, and at least 5), leaving out the intervals a validation pass or a checkpoint save fell
-    into (over 3x the median): the plan counts those on their own."""
+    into: the plan counts those on their own. `pauses` are those passes and saves as timed
+    (perf_counter start, end), taken out of the intervals they fell in; without them, intervals over
+    3x the median are taken for them and left out (which also drops the steps a second run suddenly
+    slowed down: the timed pauses are better)."""
     from emosum import speed
 
     end = len(timer.starts) - 1
@@ -148,9 +155,15 @@ def step_fit(timer, recent_s: float | None = None) -> tuple[float, float]:
     if recent_s is not None:
         while first < end - 5 and timer.starts[end] - timer.starts[first] > recent_s:
             first += 1
-    pts = [(timer.tokens[i], timer.starts[i + 1] - timer.starts[i]) for i in range(first, end)]
-    med = sorted(dt for _, dt in pts)[len(pts) // 2]
-    return fit_line([p for p in pts if p[1] <= 3 * med] or pts)
+    def own(i):  # the interval less the timed pauses inside it
+        a, b = timer.starts[i], timer.starts[i + 1]
+        return b - a - sum(max(0.0, min(b, y) - max(a, x)) for x, y in pauses or ())
+
+    pts = [(timer.tokens[i], own(i)) for i in range(first, end)]
+    if pauses is None:
+        med = sorted(dt for _, dt in pts)[len(pts) // 2]
+        pts = [p for p in pts if p[1] <= 3 * med] or pts
+    return fit_line(pts)
 
 
 def _timed(fn, repeat: int = 2) -> float:
@@ -324,6 +337,9 @@ class Keeper:
                  planned: int, spent_before: float, timer=None):
         self.plan, self.clock, self.schedule, self.warmup_ratio, self.cap = plan, clock, schedule, warmup_ratio, cap
         self.timer, self.train_start, self.last_estimate = timer, None, None
+        self.step_end = None  # when the last step's callbacks ended: a validation pass or a save after it is timed from here
+        self.pauses: list[tuple[float, float]] = []  # validation passes and saves while training (perf_counter)
+        self.recent: dict[str, list[float]] = {}  # the last RECENT_PAUSES durations of each kind
         self.record = {"budget_s": plan.budget_s, "planned_steps": planned, "replanned_steps": None,
                        "spent_before_resume_s": round(spent_before, 1), "stopped_by": "schedule",
                        "estimates": 0, "replans": []}
@@ -338,12 +354,19 @@ class Keeper:
             return
         now = time.monotonic()
         first = self.last_estimate is None
+        # closer to the end, more often (half the time left, at least every MIN_REPLAN_S): a drift the
+        # last estimate missed is corrected while there are steps left to take it out of
+        left = self.plan.cost(state.global_step, state.max_steps)
         due = now - self.train_start >= min(REPLAN_AFTER_S, REPLAN_AFTER_SHARE * self.plan.budget_s) if first else \
-            now - self.last_estimate >= min(REPLAN_EVERY_S, REPLAN_AFTER_SHARE * self.plan.budget_s)
+            now - self.last_estimate >= min(REPLAN_EVERY_S, REPLAN_AFTER_SHARE * self.plan.budget_s,
+                                            max(MIN_REPLAN_S, left / 2))
         if agree(due):
             self.last_estimate = now
             self.record["estimates"] += 1
-            self.replan(state, agree(step_fit(t, None if first else RECENT_S)))
+            # the recent stretch: three re-estimates' worth (45 s; less in a short budget, or a second
+            # run that starts half-way would be outweighed by the steps before it)
+            recent = min(RECENT_S, 3 * REPLAN_AFTER_SHARE * self.plan.budget_s)
+            self.replan(state, agree(step_fit(t, None if first else recent, self.pauses)))
 
     def replan(self, state, fit: tuple[float, float]) -> None:
         """On the refit: a + b x tokens now measured on real steps (optimizer, data and logging in)."""
@@ -351,8 +374,11 @@ class Keeper:
         now, step = self.clock.elapsed(), state.global_step
         end = now + self.plan.cost(step, state.max_steps)
         moved = (end - TARGET * self.plan.budget_s) / self.plan.budget_s
+        # early by more than REPLAN_SHARE: more steps; past the target at all: fewer (the target leaves
+        # 1% for noise; a drift past it the hard stop would take out of the end of the schedule)
+        late = moved > 0
         new = agree(self.plan.steps_within(step, TARGET * self.plan.budget_s - now, self.cap)
-                    if abs(moved) > REPLAN_SHARE else state.max_steps)
+                    if late or moved < -REPLAN_SHARE else state.max_steps)
         if new != state.max_steps or self.record["estimates"] <= 1:  # the first estimate always, then changes only
             log.info("time budget: at step %d after %.0f s (%.3f s a step lately) the run is predicted to end at %.0f s "
                      "(%+.1f%% of the budget %.0f s)%s", step, now, self.plan.step_s(), end, 100 * moved,
@@ -384,15 +410,60 @@ class Keeper:
                 keeper.maybe_replan(state)
                 p = keeper.plan
                 left = p.budget_s - keeper.clock.elapsed()
-                over = state.global_step < state.max_steps and left < p.step_s() + p.eval_s + p.final_save_s
+                # the next step: as the plan has it, or as long as the last one took if the machine
+                # just got slower than the last re-estimate saw
+                last = keeper.last_step_s()
+                over = state.global_step < state.max_steps and left < max(p.step_s(), last) + p.eval_s + p.final_save_s
                 if agree(over):
                     control.should_training_stop = True
                     keeper.record["stopped_by"] = "time_budget"
                     log.warning("time budget: %.0f s left, no room for another step and the final validation and "
                                 "save: stopping at step %d of %d; the model is saved as a finished run",
                                 left, state.global_step, state.max_steps)
+                keeper.step_end = time.perf_counter()
+
+            # The Trainer logs, validates, then saves, right after a step's callbacks: each is timed
+            # from the end of the one before (the step's log is in the steps' time already), so the plan counts what they cost on the machine as it is now
+            # (measured once before training, they miss a second run that started since).
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if not any(k.startswith("eval_") for k in logs or {}):  # the step's own log (in its time)
+                    keeper.step_end = time.perf_counter()
+
+            def on_evaluate(self, args, state, control, **kwargs):
+                keeper.measured("eval_s")
+
+            def on_save(self, args, state, control, **kwargs):
+                keeper.measured("save_s")
 
         return BudgetCallback()
+
+    def last_step_s(self) -> float:
+        """The last timed step's own seconds (the validation pass or save after it taken out)."""
+        t = self.timer
+        if t is None or len(t.starts) < 2:
+            return 0.0
+        a, b = t.starts[-2], t.starts[-1]
+        return b - a - sum(max(0.0, min(b, y) - max(a, x)) for x, y in self.pauses[-4:])
+
+    def measured(self, what: str) -> None:
+        """A validation pass or a checkpoint save just ended: the median of the last few of its kind
+        replaces the plan's figure (one alone is noisy: the first save pays for opening files), and
+        the final save, the weights alone, scales with the checkpoint's."""
+        if self.step_end is None:
+            return
+        now = time.perf_counter()
+        took = agree(now - self.step_end)
+        self.pauses.append((self.step_end, now))
+        self.step_end = now  # a save after a validation pass is timed from its end
+        recent = self.recent.setdefault(what, [])
+        recent.append(took)
+        del recent[:-RECENT_PAUSES]
+        median = sorted(recent)[len(recent) // 2]
+        before = getattr(self.plan, what)
+        if what == "save_s" and before > 0:
+            self.plan.final_save_s *= median / before
+        setattr(self.plan, what, median)
+        self.record.setdefault("while_training", {})[what] = round(median, 4)
 
 
 def start(trainer, model, cfg, precision: str, device: str, probe: dict | None, batches: list[dict],

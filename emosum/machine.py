@@ -49,7 +49,11 @@ def _alive(entry: dict) -> bool:
     import psutil
 
     try:
-        return abs(psutil.Process(entry["pid"]).create_time() - entry["created"]) < 1.0
+        proc = psutil.Process(entry["pid"])
+        # a killed run is a zombie until something reaps it (an orphan waits for the init process,
+        # which in a container may take seconds, or never): it holds no cores
+        return abs(proc.create_time() - entry["created"]) < 1.0 and \
+            proc.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except (psutil.Error, KeyError, TypeError):
         return False
 

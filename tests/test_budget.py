@@ -150,7 +150,8 @@ def test_the_stage_ends_within_5_percent_of_the_budget_as_the_machine_changes(da
             h.kill()
     tb = stats["time_budget"]
     print(f"time budget 16 s, {'a second run from half-way' if hogs else 'alone'}: stage {tb['total_s']} s, "
-          f"{stats['steps']} steps (planned {tb['planned_steps']}), {tb['estimates']} estimates, replans {tb['replans']}")
+          f"{stats['steps']} steps (planned {tb['planned_steps']}), {tb['estimates']} estimates, replans {tb['replans']}, "
+          f"while training {tb.get('while_training')}, stopped by {tb['stopped_by']}, train {tb['train_s']} s, wall {tb['wall_s']} s")
     assert hogs or hog_at is None
     assert tb["total_s"] == pytest.approx(16, rel=0.05), tb
     assert tb["estimates"] >= 3  # not once: again and again from the recent steps

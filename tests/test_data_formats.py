@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import random
 
 import pytest
 
@@ -175,8 +176,11 @@ def test_stratified_keeps_label_proportions(tmp_path):
 
 
 def test_stratified_by_length_without_labels(tmp_path):
-    rows = [{"text": "长" * (1 + i % 200), "summary": "s"} for i in range(1000)]
-    rows = [{**r, "text": r["text"] + str(i)} for i, r in enumerate(rows)]
+    # distinct texts (random characters; one letter repeated would make them near-duplicates, which
+    # subsample drops before it stratifies) whose lengths spread evenly from 6 to 205 characters
+    rng = random.Random(0)
+    rows = [{"text": str(i) + "".join(chr(0x4E00 + rng.randrange(20000)) for _ in range(5 + i % 200)),
+             "summary": "s"} for i in range(1000)]
     p = tmp_path / "d.jsonl"
     p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     data = params.parse_section("data", {"path": str(p)})

@@ -97,6 +97,27 @@ def test_a_dead_runs_entry_is_ignored_and_removed(tmp_path, no_fixed_threads):
     assert share.peers() == [] and not stale.exists()
 
 
+def test_a_killed_run_not_yet_reaped_holds_no_cores(tmp_path, no_fixed_threads):
+    """A run killed with SIGKILL is a zombie until its parent (or the init process, for an orphan)
+    reaps it: its entry still names a live pid with the right start time, and a resumed run started
+    at once took half the cores (a resume in tests/test_kill.py then differed in the last bits)."""
+    import signal
+
+    peer = _peer(tmp_path)
+    assert len(machine.Share("train", tmp_path).peers()) == 1
+    os.kill(peer.pid, signal.SIGKILL)
+    while _status(peer.pid) != "zombie":  # dead, not reaped: we have not waited for it
+        time.sleep(0.05)
+    assert machine.Share("train", tmp_path).peers() == []
+    peer.wait()
+
+
+def _status(pid: int) -> str:
+    import psutil
+
+    return psutil.Process(pid).status()
+
+
 def _hog() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", HOG])
 

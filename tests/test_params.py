@@ -83,3 +83,45 @@ def test_a_bad_value_in_any_section_fails_the_first_stage(tmp_path, monkeypatch)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     data, sub = params.load("data", "subsample")
     assert data.path == "demo.jsonl" and sub.max_samples == 40
+
+
+def test_every_stage_depends_on_each_module_it_imports():
+    """A change to a module a stage imports (directly or through another module) must rerun the
+    stage: dvc.yaml lists each of them in the stage's deps, or `dvc repro` keeps a stale result."""
+    import ast
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+
+    def imports(path: Path, everywhere: bool) -> set[str]:
+        """The emosum modules `path` imports: in its body (and, when `everywhere`, in its functions too:
+        a stage's own lazy imports run; a library module's lazy ones belong to functions a stage may
+        never call, e.g. params' duration check importing the budget)."""
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        out = set()
+        for node in ast.walk(tree) if everywhere else tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "emosum":
+                mods = [node.module] if node.module != "emosum" else [f"emosum.{a.name}" for a in node.names]
+                out.update(mods)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names if a.name.startswith("emosum."))
+        files = set()
+        for m in out:
+            p = root / (m.replace(".", "/") + ".py")
+            files.add(p if p.exists() else root / m.replace(".", "/") / "__init__.py")
+        return {f for f in files if f.exists()}
+
+    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for name, stage in stages.items():
+        script = root / "stages" / f"{stage['cmd'].split('stages.')[1].split()[0]}.py"
+        seen, todo = set(), [script]
+        while todo:
+            f = todo.pop()
+            for g in imports(f, f == script) - seen:
+                seen.add(g)
+                todo.append(g)
+        needed = {str(f.relative_to(root)) for f in seen if f.name != "__init__.py"}
+        missing = needed - set(stage["deps"])
+        assert not missing, f"dvc.yaml: stage '{name}' imports {sorted(missing)} but does not list them in its deps"
