@@ -65,8 +65,7 @@ def main() -> None:
             t0 = time.monotonic()
             stats = train.run(model_p, c, Path("data/tokenizer"), Path("data/tokenized"), tmp / name / "model", None,
                               callbacks=callbacks, started=t0)
-            metrics, _, _ = evaluate.run(ev, tmp / name / "model", Path("data/tokenized"),
-                                         Path("data/splits/test.jsonl"), Path("data/splits/train.jsonl"))
+            metrics, _, _ = evaluate.run(ev, tmp / name / "model", Path("data/tokenized"), Path("data/splits"))
             out[name] = {"steps": stats["steps"], "epochs": stats["epochs"], "train_s": stats["train_s"],
                          "wall_s": stats["wall_s"], "final_loss": stats["final_loss"], "eval_loss": stats["eval_loss"],
                          "rougeL": metrics["rougeL"], "fact_recall": metrics.get("fact_recall", {}),

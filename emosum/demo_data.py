@@ -374,12 +374,17 @@ def _others(rng: random.Random, vocab: Vocab, emotion: str) -> list[str]:
     return out
 
 
-def make_pair(rng: random.Random, vocab: Vocab) -> dict:
-    emotion = rng.choice(sorted(EMOTIONS))
+SKEW_EMOTION, SKEW_FRAMES = "焦虑", NEGATIVE[:3]  # the narrow slice a skewed pool is crowded with
+
+
+def make_pair(rng: random.Random, vocab: Vocab, narrow: bool = False) -> dict:
+    """One pair; `narrow`: from the slice a skewed pool over-represents (one feeling, three cause
+    frames, diaries): like a scraped pool where one topic dominates."""
+    emotion = SKEW_EMOTION if narrow else rng.choice(sorted(EMOTIONS))
     valence = EMOTIONS[emotion][0]
-    frames = FREE if rng.random() < FREE_SHARE else NEGATIVE if valence < 0 else POSITIVE
+    frames = SKEW_FRAMES if narrow else FREE if rng.random() < FREE_SHARE else NEGATIVE if valence < 0 else POSITIVE
     cause = _compose(rng, rng.choice(frames), vocab)
-    kind = rng.choice(["diary", "help", "chat"])
+    kind = "diary" if narrow else rng.choice(["diary", "help", "chat"])
     others = _others(rng, vocab, emotion)
     cut = rng.randint(0, len(others))
     told, wording = core(rng, cause, emotion, vocab.heldout, vocab)
@@ -406,14 +411,18 @@ def make_pair(rng: random.Random, vocab: Vocab) -> dict:
     return {"type": kind, "emotion": emotion, "cause": cause, "wording": wording, "text": text, "summary": summary}
 
 
-def generate(n: int = 13_000, seed: int = 0, heldout: int = 0) -> list[dict]:
+def generate(n: int = 13_000, seed: int = 0, heldout: int = 0, skew: float = 0.0) -> list[dict]:
     """n pairs from the training vocabulary (split "train": the pipeline carves validation and test
-    out of them), then `heldout` pairs from the held-out vocabulary and wordings (split "heldout")."""
+    out of them), then `heldout` pairs from the held-out vocabulary and wordings (split "heldout").
+    `skew`: the share of the n drawn from one narrow slice (SKEW_EMOTION, SKEW_FRAMES, diaries), a
+    skewed pool for comparing subsample strategies; the held-out pairs stay as they are."""
     rows = []
     for side, count in (("train", n), ("heldout", heldout)):
-        rng = random.Random(f"{seed}-{side}")
+        rng = random.Random(f"{seed}-{side}" if not skew or side == "heldout" else f"{seed}-{side}-skew{skew}")
         vocab = Vocab(side == "heldout")
-        rows += [{"id": f"demo-{side}-{i:05d}", "split": side, **make_pair(rng, vocab)} for i in range(count)]
+        rows += [{"id": f"demo-{side}-{i:05d}", "split": side,
+                  **make_pair(rng, vocab, narrow=bool(skew) and side == "train" and rng.random() < skew)}
+                 for i in range(count)]
     return rows
 
 
@@ -426,9 +435,13 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=13_000)
     ap.add_argument("--heldout", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skew", type=float, default=0.0,
+                    help="share of the training pairs from one narrow slice (a skewed pool; default 0)")
     args = ap.parse_args()
+    if not 0 <= args.skew < 1:
+        ap.error(f"--skew {args.skew}: a share from 0 to below 1")
     tmp = args.output + ".tmp"
-    rows = generate(args.n, args.seed, args.heldout)
+    rows = generate(args.n, args.seed, args.heldout, args.skew)
     # mtime=0 keeps the gzip bytes identical run to run (gzip stores a timestamp otherwise).
     with open(tmp, "wb") as raw:
         out = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if args.output.endswith(".gz") else raw

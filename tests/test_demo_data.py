@@ -87,3 +87,18 @@ def test_distractors_are_there():
     assert share(r"倒是挺|说他很|最近很|这几天很|今天很") > 0.1  # other people's feelings
     late = [r for r in rows if len(r["text"]) > 400 and r["text"].index(r["cause"]) > 300]
     assert len(late) > 30                                       # long posts where the cause comes late
+
+
+def test_a_skewed_pool_crowds_one_slice_and_leaves_the_heldout_split_alone():
+    from collections import Counter
+
+    plain, skewed = demo_data.generate(2000, 0, 100), demo_data.generate(2000, 0, 100, skew=0.6)
+    train = [r for r in skewed if r["split"] == "train"]
+    emotions = Counter(r["emotion"] for r in train)
+    # 60% from the slice, plus its ordinary 1/15 share of the rest
+    assert 0.6 < emotions[demo_data.SKEW_EMOTION] / len(train) < 0.7
+    assert Counter(r["emotion"] for r in plain if r["split"] == "train")[demo_data.SKEW_EMOTION] / 2000 < 0.1
+    narrow = [r for r in train if r["emotion"] == demo_data.SKEW_EMOTION and r["type"] == "diary"]
+    # crowded, not copies: three frames repeat causes (about 80% distinct), the texts around them vary
+    assert len({r["cause"] for r in narrow}) > 0.5 * len(narrow) and len({r["text"] for r in narrow}) == len(narrow)
+    assert [r for r in skewed if r["split"] == "heldout"] == [r for r in plain if r["split"] == "heldout"]
