@@ -1,7 +1,7 @@
 """Benchmark: three queued experiments run one after the other, two and three at once.
 
-    python bench/queue.py                  # about 12 min on 2 cores; run it alone
-    python bench/queue.py --steps 40 --ways j1,j2
+    python bench/queue_share.py                  # about 12 min on 2 cores; run it alone
+    python bench/queue_share.py --steps 40 --ways j1,j2
 
 A clone of this repository's HEAD in a temporary folder, with small params (600 demo pairs, 128
 tokens, fp32, greedy evaluation of 50 pairs): `dvc repro` once (subsample, tokenize, and a first
