@@ -36,11 +36,15 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, default=128)
     ap.add_argument("--d-ff", type=int, default=512)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--decoder-layers", type=int, default=None, help="default: --layers")
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--d-kv", type=int, default=32)
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--only-copy", action="store_true", help="train on the auxiliary copy pairs alone")
-    ap.add_argument("--emb-std", type=float, default=None, help="embedding init std (default d_model ** -0.5)")
+    ap.add_argument("--emb-std", type=float, default=0.5,
+                    help="init std of the embeddings and the LM head (model.scratch.embedding_std; params.yaml: 0.5)")
     ap.add_argument("--copy-share", type=float, default=0.0,
                     help="add this many auxiliary pairs per training pair: '复述：' + a clause -> the clause")
     args = ap.parse_args()
@@ -66,13 +70,11 @@ def main() -> None:
         src += tok(["复述：" + a for a in aux], truncation=True, max_length=args.max_len)["input_ids"]
         tgt += tok(text_target=aux)["input_ids"]
         print(f"{len(aux)} auxiliary copy pairs", flush=True)
-    cfg = params.parse_section("model", {"scratch": {"d_model": args.d_model, "d_ff": args.d_ff, "d_kv": 32,
-                                                     "num_heads": 4, "num_layers": args.layers,
-                                                     "num_decoder_layers": args.layers, "dropout_rate": 0.0}})
+    cfg = params.parse_section("model", {"scratch": {"d_model": args.d_model, "d_ff": args.d_ff, "d_kv": args.d_kv,
+                                                     "num_heads": args.heads, "num_layers": args.layers,
+                                                     "num_decoder_layers": args.decoder_layers or args.layers,
+                                                     "dropout_rate": 0.0, "embedding_std": args.emb_std}})
     model = hf.scratch_model(cfg.scratch, tok)
-    if args.emb_std:
-        with torch.no_grad():
-            model.shared.weight.normal_(0.0, args.emb_std)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     warm = int(0.05 * args.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
