@@ -1,0 +1,137 @@
+"""Benchmark: does `subsample.strategy` change what the model learns? random, stratified and
+representative cuts of the same pool, each trained with two seeds, scored on test and held-out.
+
+    python bench/strategies.py                         # about 45 min on 2 cores; run it alone
+    python bench/strategies.py --pools demo --keep 1000 --seeds 42,7 --max-steps 600
+
+For each pool, strategy and seed, in a temporary folder and in this process: the subsample,
+tokenize, train and evaluate stages' own code with params.yaml's recipe, only `subsample.strategy`,
+`subsample.max_samples` (--keep), and the seed changed (`subsample.seed` and `train.seed` both:
+each seed is another split and cut of the pool, the same for the three strategies, so strategies
+compare within a seed and the spread is over seeds). Every run trains the same number of steps
+(--max-steps, default 600): what is compared is which pairs were kept, not how many updates a
+smaller cut gets (at 1,000 pairs the recipe's 8 epochs are 250 steps, after which every strategy
+wrote the template with chance-level feelings: nothing to compare).
+
+  demo     the committed demo file (data/demo/emotions.jsonl.gz)
+  skewed   the demo generator with --skew 0.6: 60% of the training pool from one narrow slice
+           (one feeling, three cause frames, diaries), the held-out split as in the demo. Its test
+           split is carved from the skewed pool (skewed too); the held-out split is not.
+
+Prints a table per pool (mean and range over seeds), then one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+STRATEGIES = ("random", "stratified", "representative")
+FIGURES = (("rougeL", "ROUGE-L"), ("cause_half", "cause half"), ("emotion", "emotion"))
+
+
+def scores(metrics: dict) -> dict:
+    fr = metrics.get("fact_recall", {})
+    return {"rougeL": metrics["rougeL"], "cause": fr.get("cause"), "cause_half": fr.get("cause_half"),
+            "emotion": fr.get("emotion")}
+
+
+def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Path) -> dict:
+    from emosum import params
+    from stages import evaluate, subsample, tokenize, train
+
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    doc["data"]["path"] = str(pool)
+    doc["subsample"].update(strategy=strategy, seed=seed, max_samples=keep)
+    doc["train"].update(seed=seed, max_steps=max_steps)
+    data, sub, model, tok, tr, ev = params.validate(doc, "data", "subsample", "model", "tokenize", "train", "evaluate")
+    out = tmp / f"{pool.stem}-{strategy}-{seed}"
+    t0 = time.monotonic()
+    s = subsample.run(data, sub, out / "splits", ev.fact_columns)
+    tokenize.run(model, tok, out / "splits", out / "tokenizer", out / "tokenized")
+    train.SCRATCH_DIR = out / "scratch"
+    stats = train.run(model, tr, out / "tokenizer", out / "tokenized", out / "model", None, started=time.monotonic())
+    metrics, _, _ = evaluate.run(ev, out / "model", out / "tokenized", out / "splits")
+    cover = (s.get("coverage") or {}).get("kept", {})
+    return {"pool": pool.stem.split(".")[0], "strategy": strategy, "seed": seed, "kept": cover.get("kept"),
+            "steps": stats["steps"], "train_s": stats["train_s"], "minutes": round((time.monotonic() - t0) / 60, 1),
+            "coverage_mean": cover.get("mean_similarity_to_nearest_kept"),
+            "test": scores(metrics), "heldout": scores(metrics.get("heldout", {"rougeL": None}))}
+
+
+def table(rows: list[dict], pool: str) -> None:
+    print(f"\npool: {pool} (mean over seeds; range in brackets)\n")
+    head = " | ".join(f"{split} {name}" for split in ("test", "heldout") for _, name in FIGURES)
+    print(f"| strategy | {head} | coverage |")
+    print("|---|" + "---|" * (2 * len(FIGURES) + 1))
+    for strategy in STRATEGIES:
+        mine = [r for r in rows if r["pool"] == pool and r["strategy"] == strategy]
+        if not mine:
+            continue
+        cells = []
+        for split in ("test", "heldout"):
+            for key, _ in FIGURES:
+                vals = [r[split][key] for r in mine if r[split].get(key) is not None]
+                if not vals:
+                    cells.append("-")
+                    continue
+                scale = 1 if key == "rougeL" else 100
+                cells.append(f"{scale * statistics.mean(vals):.1f} ({scale * (max(vals) - min(vals)):.1f})")
+        cov = [r["coverage_mean"] for r in mine if r["coverage_mean"] is not None]
+        cells.append(f"{statistics.mean(cov):.3f}" if cov else "-")
+        print(f"| {strategy} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pools", default="demo,skewed")
+    ap.add_argument("--keep", type=int, default=1000)
+    ap.add_argument("--seeds", default="42,7")
+    ap.add_argument("--max-steps", type=int, default=600, help="training steps of every run (-1: the recipe's epochs)")
+    ap.add_argument("--skew", type=float, default=0.6)
+    args = ap.parse_args()
+    import os
+
+    os.chdir(ROOT)
+    from emosum import demo_data, hf
+    from emosum.logs import setup_logging
+
+    setup_logging()
+    for name in ("emosum.train", "emosum.evaluate", "emosum.tokenize", "emosum.speed", "emosum.machine"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    hf.offline_env(False)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pools = {"demo": ROOT / "data" / "demo" / "emotions.jsonl.gz"}
+        if "skewed" in args.pools:
+            pools["skewed"] = tmp / "skewed.jsonl"
+            with open(pools["skewed"], "w", encoding="utf-8") as f:
+                for r in demo_data.generate(13_000, 0, 400, skew=args.skew):
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        for pool in args.pools.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                for strategy in STRATEGIES:
+                    r = one(pools[pool], strategy, seed, args.keep, args.max_steps, tmp)
+                    r["pool"] = pool
+                    rows.append(r)
+                    print(f"{pool} {strategy} seed {seed}: {r['minutes']} min; test {r['test']}; "
+                          f"heldout {r['heldout']}; coverage {r['coverage_mean']}", file=sys.stderr, flush=True)
+    print(f"\nsubsample strategies, {args.keep} training pairs kept, {args.max_steps} steps, seeds {args.seeds}, "
+          "params.yaml's recipe otherwise")
+    for pool in args.pools.split(","):
+        table(rows, pool)
+    print(json.dumps({"keep": args.keep, "rows": rows}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
