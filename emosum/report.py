@@ -151,11 +151,21 @@ def split_columns(runs: list[dict]) -> list[tuple]:
 
 
 def replicas(runs: list[dict], run: dict) -> list[dict]:
-    """The runs of the same recipe with another training seed (every param equal but train.seed)."""
+    """The run and the runs of the same recipe with another training seed (every param equal but
+    train.seed), one per seed: an older commit that repeats the recipe with the same seed is the
+    same run again, not another seed. Older commits count only when listed (named, or HEAD): with
+    `--all-commits` every commit of a long history repeats the default recipe, some on other code
+    or other demo data, and seventeen of them once passed for seventeen seeds."""
     def same(r):  # keys one run lacks (made before the key existed) are not counted, as in differing()
         keys = (set(r["params"]) & set(run["params"])) - {"train.seed"}
         return all(json.dumps(r["params"][k]) == json.dumps(run["params"][k]) for k in keys)
-    return [r for r in runs if same(r)]
+    out, seeds = [run], {json.dumps(run["params"].get("train.seed"))}
+    for r in runs:
+        seed = json.dumps(r["params"].get("train.seed"))
+        if r is not run and r.get("listed", True) and seed not in seeds and same(r):
+            out.append(r)
+            seeds.add(seed)
+    return out
 
 
 def spread_line(runs: list[dict], fast: dict, full: dict) -> list[str]:

@@ -157,3 +157,31 @@ def test_the_stage_ends_within_5_percent_of_the_budget_as_the_machine_changes(da
     assert tb["estimates"] >= 3  # not once: again and again from the recent steps
     if hog_at is not None:  # slower steps after the hog: the plan was cut after it started
         assert tb["replans"] and tb["replans"][-1]["to"] < tb["planned_steps"], tb
+
+
+def test_a_late_estimate_never_adds_steps_and_the_last_step_is_not_refitted():
+    """On a slowing machine an estimate at the last planned step found the run 0.8% late and refitted
+    it to one step more (steps_within answers at least one step), which the hard stop then refused."""
+    from types import SimpleNamespace
+
+    class Clock:
+        def __init__(self, t):
+            self.t = t
+
+        def elapsed(self):
+            return self.t
+
+    def keeper(now, total):
+        plan = budget.Plan(100.0, (0.1, 0.0), [100] * 10, 1, 0.0, eval_s=2.0, save_s=1.0, final_save_s=0.5,
+                           save_steps=1000, eval_steps=None)
+        return budget.Keeper(plan, Clock(now), budget.LinearSchedule(warmup=10, total=total), 0.05, 10 ** 6, total,
+                             0.0)
+
+    for step in (270, 265, 250):
+        state = SimpleNamespace(global_step=step, max_steps=270)
+        keeper(99.0, 270).replan(state, (0.1, 0.0))  # 1 s left: late whatever comes next
+        assert state.max_steps <= 270 and state.max_steps >= step
+    state = SimpleNamespace(global_step=100, max_steps=270)
+    k = keeper(10.0, 270)
+    k.replan(state, (0.1, 0.0))  # early by far: more steps, as before
+    assert state.max_steps > 270 and k.record["replans"][-1]["to"] == state.max_steps

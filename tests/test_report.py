@@ -58,3 +58,16 @@ def test_fast_and_full_with_the_seed_spread_on_each_split():
     # cause recall: 94 vs 95 with a range of 2 points: no difference
     assert "| test | cause recall | 94.0 (n=2, range 2.0) | 95.0 (n=2, range 2.0) | -1.0 | within the spread |" in text
     assert "| heldout | cause recall | 74.0 (n=2, range 2.0) | 75.0 (n=2, range 2.0) | -1.0 | within the spread |" in text
+
+
+def test_older_commits_and_reruns_of_one_seed_are_not_counted_as_seeds():
+    main = _with_heldout(run("main", 5, 90.0), 90.0, 0.95, 42)
+    seed7 = _with_heldout(run("main-s2", 5, 88.0), 88.0, 0.93, 7)
+    rerun = _with_heldout(run("main-again", 5, 91.0), 91.0, 0.97, 42)  # the same seed again: not a second seed
+    old = _with_heldout(run("1a2b3c4", 5, 99.0), 99.0, 1.0, 3)  # an older commit (other data), not named
+    old["listed"] = False
+    full = _with_heldout(run("full-demo", 20, 97.0, **{"subsample.max_samples": None}), 97.0, 0.96, 42)
+    runs = [main, seed7, rerun, old, full]
+    assert [r["name"] for r in report.replicas(runs, main)] == ["main", "main-s2"]
+    text = report.markdown(runs, main, full)
+    assert "| test | ROUGE-L | 89.0 (n=2, range 2.0) | 97.0 (n=1, range 0.0) | -8.0 | one seed: spread unknown |" in text
