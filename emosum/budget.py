@@ -382,9 +382,8 @@ class Keeper:
         # late never adds steps: steps_within answers at least one more step even when none fits,
         # which once turned a run's last step into a refit to one step more that the hard stop then
         # refused (stopped_by time_budget at step 270 of 271, in the test suite on a slowing machine)
-        new = agree(min(self.plan.steps_within(step, TARGET * self.plan.budget_s - now, self.cap), state.max_steps)
-                    if late else self.plan.steps_within(step, TARGET * self.plan.budget_s - now, self.cap)
-                    if moved < -REPLAN_SHARE else state.max_steps)
+        fits = self.plan.steps_within(step, TARGET * self.plan.budget_s - now, self.cap)
+        new = agree(min(fits, state.max_steps) if late else fits if moved < -REPLAN_SHARE else state.max_steps)
         if new != state.max_steps or self.record["estimates"] <= 1:  # the first estimate always, then changes only
             log.info("time budget: at step %d after %.0f s (%.3f s a step lately) the run is predicted to end at %.0f s "
                      "(%+.1f%% of the budget %.0f s)%s", step, now, self.plan.step_s(), end, 100 * moved,
