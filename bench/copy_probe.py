@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--wd", type=float, default=0.0, help="AdamW weight decay (train.weight_decay; params.yaml: 0)")
     ap.add_argument("--piece", type=int, default=1)
     ap.add_argument("--free-share", type=float, default=demo_data.FREE_SHARE)
     ap.add_argument("--d-model", type=int, default=128)
@@ -75,7 +76,7 @@ def main() -> None:
                                                      "num_decoder_layers": args.decoder_layers or args.layers,
                                                      "dropout_rate": 0.0, "embedding_std": args.emb_std}})
     model = hf.scratch_model(cfg.scratch, tok)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     warm = int(0.05 * args.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / max(1, warm), max(0.0, (args.steps - s) / max(1, args.steps - warm))))

@@ -9,7 +9,8 @@ The texts were written by hand before any model was scored on them: one event an
 evaluate stage scores free text and labels (emosum/facts.py): the cause counts when at least half
 of its characters are in the summary (`cause_half`; `cause` is the exact span), the emotion when
 the summary names it and no other of the 15. The lead floor (the text's first k characters)
-stands beside it; there is no training split here for a constant-summary floor.
+stands beside it; there is no training split here for a constant-summary floor. Summaries are
+generated with params.yaml's evaluate section (beams, no_repeat_ngram_size), as `evaluate` does.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from emosum import dataio, facts
+from emosum import dataio, facts, params
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "handwritten.jsonl"
 
@@ -40,16 +41,22 @@ def score(preds: list[str], rows: list[dict], emotions: set[str]) -> dict:
             "emotion": share("emotion"), "all": round(sum(f["cause_half"] and f["emotion"] for f in flags) / n, 4)}
 
 
-def run(model_dir: str, path: Path, num_beams: int = 4) -> tuple[dict, list[dict]]:
-    from emosum import demo_data, params, rouge
-    from emosum.summarize import summarize
+def run(model_dir: str, path: Path, num_beams: int | None = None,
+        params_file: str = "params.yaml") -> tuple[dict, list[dict]]:
+    """Scores and the table of summaries; generation as the evaluate stage does it (params_file's
+    evaluate section, where it exists), num_beams overriding it."""
+    from emosum import demo_data, rouge
+    from emosum.summarize import _read_params, summarize
 
     rows = dataio.read_jsonl(path)
     for i, r in enumerate(rows, 1):
         missing = [k for k in ("text", "cause", "emotion") if not r.get(k)]
         if missing:
             raise dataio.DataError(f"{path}: line {i}: no {', '.join(missing)}; each row needs text, cause, emotion")
-    gen = params.parse_section("evaluate", {"num_beams": num_beams})
+    raw = dict(_read_params(params_file).get("evaluate") or {})
+    if num_beams is not None:
+        raw["num_beams"] = num_beams
+    gen = params.parse_section("evaluate", raw, params_file)
     preds = summarize([r["text"] for r in rows], model_dir, gen)
     emotions = set(demo_data.EMOTIONS)
     _, lead = rouge.lead_k([r["text"] for r in rows], [f"作者因{r['cause']}感到{r['emotion']}。" for r in rows])
@@ -76,12 +83,13 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="model")
     ap.add_argument("--file", default=str(DEFAULT_FILE))
-    ap.add_argument("--num-beams", type=int, default=4)
+    ap.add_argument("--num-beams", type=int, default=None, help="default: the evaluate section's")
+    ap.add_argument("--params", default="params.yaml", help="generation settings from its evaluate section")
     ap.add_argument("--markdown", help="also write the table of texts and summaries here")
     args = ap.parse_args(argv)
     try:
-        scores, table = run(args.model, Path(args.file), args.num_beams)
-    except dataio.DataError as e:
+        scores, table = run(args.model, Path(args.file), args.num_beams, args.params)
+    except (dataio.DataError, params.ParamsError) as e:
         print(f"handwritten: {e}", file=sys.stderr)
         return 1
     text = markdown(scores, table)

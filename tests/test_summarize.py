@@ -118,3 +118,23 @@ def test_handwritten_set_is_scored_like_the_evaluate_stage(model_dir, tmp_path):
                              "--markdown", str(out)]) == 0
     table = out.read_text(encoding="utf-8")
     assert table.count("\n| ") == len(rows) + 1 and "the lead floor" in table
+
+
+def test_handwritten_generates_with_the_params_files_evaluate_section(model_dir, tmp_path):
+    """`python -m emosum.handwritten` scores summaries generated as the evaluate stage generates
+    them: the params file's evaluate section (here no_repeat_ngram_size), --num-beams over it."""
+    from emosum import handwritten
+
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in
+                             [json.loads(line) for line in open(handwritten.DEFAULT_FILE, encoding="utf-8")][:8]),
+                     encoding="utf-8")
+    runs = {}
+    for n in (0, 1):
+        p = tmp_path / f"params{n}.yaml"
+        p.write_text(f"evaluate:\n  num_beams: 3\n  max_new_tokens: 16\n  no_repeat_ngram_size: {n}\n", encoding="utf-8")
+        runs[n] = [r["summary"] for r in handwritten.run(str(model_dir), texts, 1, str(p))[1]]
+    # the tiny tokenizer has one piece per character; stray byte pieces decode to U+FFFD, one per byte
+    repeats = lambda s: len(set(s.replace("\ufffd", ""))) < len(s.replace("\ufffd", ""))  # noqa: E731
+    assert any(map(repeats, runs[0]))          # the tiny model repeats itself when allowed...
+    assert not any(map(repeats, runs[1])), runs[1]  # ...and never with no_repeat_ngram_size 1 from the file
