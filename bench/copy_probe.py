@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=300)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0, help="init and batch order (the data stay the same)")
     ap.add_argument("--wd", type=float, default=0.0, help="AdamW weight decay (train.weight_decay; params.yaml: 0)")
     ap.add_argument("--piece", type=int, default=1)
     ap.add_argument("--free-share", type=float, default=demo_data.FREE_SHARE)
@@ -50,7 +51,7 @@ def main() -> None:
                     help="add this many auxiliary pairs per training pair: '复述：' + a clause -> the clause")
     args = ap.parse_args()
     demo_data.FREE_SHARE = args.free_share
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     rng0 = random.Random(1)
     rows = demo_data.generate(args.n + 150, seed=0, heldout=150)
     train, test, held = rows[:args.n], rows[args.n:args.n + 150], rows[args.n + 150:]
@@ -80,7 +81,7 @@ def main() -> None:
     warm = int(0.05 * args.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / max(1, warm), max(0.0, (args.steps - s) / max(1, args.steps - warm))))
-    rng = random.Random(0)
+    rng = random.Random(args.seed)
     order = sorted(range(len(src)), key=lambda i: len(src[i]))
     batches = [order[i:i + args.batch] for i in range(0, len(order), args.batch)]
 
