@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0, help="init and batch order (the data stay the same)")
-    ap.add_argument("--wd", type=float, default=0.0, help="AdamW weight decay (train.weight_decay; params.yaml: 0)")
+    ap.add_argument("--wd", type=float, default=0.0, help="AdamW weight decay, on every parameter (train.weight_decay, params.yaml 0.1, spares norms and biases)")
     ap.add_argument("--piece", type=int, default=1)
     ap.add_argument("--free-share", type=float, default=demo_data.FREE_SHARE)
     ap.add_argument("--d-model", type=int, default=128)

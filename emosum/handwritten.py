@@ -10,7 +10,7 @@ evaluate stage scores free text and labels (emosum/facts.py): the cause counts w
 of its characters are in the summary (`cause_half`; `cause` is the exact span), the emotion when
 the summary names it and no other of the 15. The lead floor (the text's first k characters)
 stands beside it; there is no training split here for a constant-summary floor. Summaries are
-generated with params.yaml's evaluate section (beams, no_repeat_ngram_size), as `evaluate` does.
+generated with params.yaml's evaluate section and source prefix, as `evaluate` generates them.
 """
 from __future__ import annotations
 
@@ -43,21 +43,18 @@ def score(preds: list[str], rows: list[dict], emotions: set[str]) -> dict:
 
 def run(model_dir: str, path: Path, num_beams: int | None = None,
         params_file: str = "params.yaml") -> tuple[dict, list[dict]]:
-    """Scores and the table of summaries; generation as the evaluate stage does it (params_file's
-    evaluate section, where it exists), num_beams overriding it."""
+    """Scores and the table of summaries, generated as the evaluate stage generates (params_file's
+    evaluate section and source prefix, where it exists), num_beams overriding it."""
     from emosum import demo_data, rouge
-    from emosum.summarize import _read_params, summarize
+    from emosum.summarize import generation_settings, summarize
 
     rows = dataio.read_jsonl(path)
     for i, r in enumerate(rows, 1):
         missing = [k for k in ("text", "cause", "emotion") if not r.get(k)]
         if missing:
             raise dataio.DataError(f"{path}: line {i}: no {', '.join(missing)}; each row needs text, cause, emotion")
-    raw = dict(_read_params(params_file).get("evaluate") or {})
-    if num_beams is not None:
-        raw["num_beams"] = num_beams
-    gen = params.parse_section("evaluate", raw, params_file)
-    preds = summarize([r["text"] for r in rows], model_dir, gen)
+    gen, prefix = generation_settings(params_file, num_beams=num_beams)
+    preds = summarize([r["text"] for r in rows], model_dir, gen, prefix)
     emotions = set(demo_data.EMOTIONS)
     _, lead = rouge.lead_k([r["text"] for r in rows], [f"作者因{r['cause']}感到{r['emotion']}。" for r in rows])
     out = {"model": score(preds, rows, emotions), "lead_floor": score(lead, rows, emotions)}

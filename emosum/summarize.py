@@ -37,14 +37,15 @@ def _read_params(path: str) -> dict:
     return (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}) if Path(path).exists() else {}
 
 
-def _generation_params(args, doc: dict):
+def generation_settings(params_file: str, **overrides):
+    """What `evaluate` generates with, from one read of params_file: its evaluate section (the
+    overrides that are not None over it) and model.source_prefix."""
     from emosum import params
 
+    doc = _read_params(params_file)
     raw = dict(doc.get("evaluate") or {})
-    for key in ("num_beams", "max_new_tokens", "batch_size"):
-        if getattr(args, key) is not None:
-            raw[key] = getattr(args, key)
-    return params.parse_section("evaluate", raw, args.params)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return params.parse_section("evaluate", raw, params_file), (doc.get("model") or {}).get("source_prefix", "")
 
 
 def main(argv=None) -> int:
@@ -78,9 +79,8 @@ def main(argv=None) -> int:
         if not Path(args.model, "config.json").exists():
             raise dataio.DataError(f"{args.model}: no trained model here (config.json missing); run `dvc repro` "
                                    "or pass --model DIR")
-        doc = _read_params(args.params)  # generation defaults and the source prefix, read once
-        gen = _generation_params(args, doc)
-        prefix = (doc.get("model") or {}).get("source_prefix", "")
+        gen, prefix = generation_settings(args.params, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
+                                          batch_size=args.batch_size)
         out = summarize(texts, args.model, gen, prefix, progress=len(texts) > 1)
     except (dataio.DataError, params.ParamsError, selection.SelectorError) as e:
         print(f"summarize: {e}", file=sys.stderr)

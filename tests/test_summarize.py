@@ -122,7 +122,7 @@ def test_handwritten_set_is_scored_like_the_evaluate_stage(model_dir, tmp_path):
 
 def test_handwritten_generates_with_the_params_files_evaluate_section(model_dir, tmp_path):
     """`python -m emosum.handwritten` scores summaries generated as the evaluate stage generates
-    them: the params file's evaluate section (here no_repeat_ngram_size), --num-beams over it."""
+    them: the params file's evaluate section (here no_repeat_ngram_size; num_beams given over it)."""
     from emosum import handwritten
 
     texts = tmp_path / "texts.jsonl"
