@@ -42,8 +42,11 @@ def features(texts: list[str], summaries: list[str], seed: int = 0) -> np.ndarra
     return normalize(x).astype(np.float32)
 
 
-def _cluster_pick(x: np.ndarray, k: int, seed: int) -> list[int]:
-    """k rows of x: the one nearest to each k-means centroid (distinct), topped up at random."""
+def _cluster_pick(x: np.ndarray, k: int, seed: int, pick: str = "nearest") -> list[int]:
+    """k rows of x: one per k-means cluster (distinct), topped up at random. `nearest`: the member
+    nearest to the centroid (the cluster's most typical pair); `random`: a member drawn at random
+    (seeded), which covers the same clusters but keeps the variety within them that the most
+    typical members lose (bench/kept_variety.py)."""
     from sklearn.cluster import MiniBatchKMeans
 
     n = len(x)
@@ -55,9 +58,10 @@ def _cluster_pick(x: np.ndarray, k: int, seed: int) -> list[int]:
     # the member nearest to each centroid; chunks keep the n x k distance matrix small
     labels = km.labels_
     sims = np.einsum("ij,ij->i", x, km.cluster_centers_[labels])
+    rng = np.random.default_rng(seed)
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        best = int(members[np.argmax(sims[members])])
+        best = int(members[np.argmax(sims[members])] if pick == "nearest" else rng.choice(members))
         if best not in taken:
             taken.add(best)
             picked.append(best)
@@ -83,17 +87,17 @@ def quotas(labels: list[str], k: int) -> dict[str, int]:
     return {v: min(q, counts[v]) for v, q in n.items()}
 
 
-def representative(x: np.ndarray, k: int, labels: list[str] | None, seed: int) -> list[int]:
-    """Indices of the k rows that best cover x (see the module's docstring)."""
+def representative(x: np.ndarray, k: int, labels: list[str] | None, seed: int, pick: str = "nearest") -> list[int]:
+    """Indices of the k rows that best cover x (see the module's docstring); `pick` as in _cluster_pick."""
     if k >= len(x):
         return list(range(len(x)))
     if not labels:
-        return _cluster_pick(x, k, seed)
+        return _cluster_pick(x, k, seed, pick)
     out = []
     arr = np.array(labels)
     for v, q in sorted(quotas(labels, k).items()):
         idx = np.flatnonzero(arr == v)
-        out += idx[_cluster_pick(x[idx], q, seed)].tolist()
+        out += idx[_cluster_pick(x[idx], q, seed, pick)].tolist()
     return sorted(out)
 
 

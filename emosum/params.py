@@ -69,6 +69,8 @@ class SubsampleParams(Section):
     # (emosum/near_dups.py), across splits too; null: exact duplicates only
     near_duplicate_jaccard: Optional[float] = Field(0.6, gt=0, le=1)
     strategy: Literal["random", "stratified", "representative"] = "random"
+    # representative: which member of each k-means cluster is kept (emosum/coverage.py)
+    representative_pick: Literal["nearest", "random"] = "nearest"
     length_buckets: int = Field(4, ge=1, description="input-length strata when there is no label")
 
 
@@ -177,6 +179,9 @@ class EvaluateParams(Section):
     batch_size: int = Field(32, ge=1)
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = Field(0, ge=0)
+    # log-probability bonus for the token continuing a span of the input (emosum/generation.py)
+    copy_bias: float = Field(0.0, ge=0)
+    encoder_repetition_penalty: float = Field(1.0, gt=0)  # transformers' own: >1 favours every input token
     table_examples: int = Field(10, ge=1, description="rows of metrics/predictions.md")
     # data columns whose value the summary must state (fact recall); the subsample stage carries
     # them into the splits, so a missing column fails there, before any training

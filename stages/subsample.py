@@ -217,7 +217,7 @@ def cut_train(rows: list[dict], cfg: params.SubsampleParams, has_label: bool) ->
     x = coverage.features([r["text"] for r in rows], [r["summary"] for r in rows], cfg.seed)
     labels = [r["label"] for r in rows] if has_label else None
     if cfg.strategy == "representative":
-        kept = coverage.representative(x, cap, labels, cfg.seed)
+        kept = coverage.representative(x, cap, labels, cfg.seed, cfg.representative_pick)
     else:
         where = {id(r): i for i, r in enumerate(rows)}
         kept = [where[id(r)] for r in take(rows, cap, cfg, has_label)]

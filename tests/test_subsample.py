@@ -187,3 +187,23 @@ def test_the_representative_cut_keeps_a_rare_label_and_covers_better_than_random
     missed = sum(not any(r["label"] == "罕见" for r in subsample.cut_train(rows, rnd.model_copy(update={"seed": s}),
                                                                            True)[0]) for s in range(5))
     assert missed >= 3
+
+
+def test_the_random_pick_keeps_one_pair_of_each_cluster_drawn_by_the_seed():
+    import numpy as np
+
+    from emosum import coverage
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(4, dtype=np.float32)  # four tight clusters of 10
+    x = np.concatenate([c + 0.01 * rng.standard_normal((10, 4)).astype(np.float32) for c in centres])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    nearest = coverage.representative(x, 4, None, seed=3)
+    picks = {s: coverage.representative(x, 4, None, seed=s, pick="random") for s in range(6)}
+    for kept in [nearest, *picks.values()]:
+        assert sorted(i // 10 for i in kept) == [0, 1, 2, 3]  # every cluster, once
+    assert picks[3] == coverage.representative(x, 4, None, seed=3, pick="random")  # deterministic for a seed
+    assert len({tuple(k) for k in picks.values()}) > 1  # ...and the member varies with it
+    # nearest keeps typical members (close to their cluster's mean), a random pick any member
+    typical = lambda kept: np.mean([x[i] @ x[i // 10 * 10:i // 10 * 10 + 10].mean(axis=0) for i in kept])  # noqa: E731
+    assert typical(nearest) > np.mean([typical(k) for k in picks.values()])
