@@ -62,6 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--num-beams", dest="num_beams", type=int)
     ap.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
     ap.add_argument("--batch-size", dest="batch_size", type=int)
+    ap.add_argument("--copy-bias", dest="copy_bias", type=float,
+                    help="bonus for continuing a span of the text (evaluate.copy_bias; 0: off)")
     args = ap.parse_args(argv)
     try:
         if args.text:
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
             raise dataio.DataError(f"{args.model}: no trained model here (config.json missing); run `dvc repro` "
                                    "or pass --model DIR")
         gen, prefix = generation_settings(args.params, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
-                                          batch_size=args.batch_size)
+                                          batch_size=args.batch_size, copy_bias=args.copy_bias)
         out = summarize(texts, args.model, gen, prefix, progress=len(texts) > 1)
     except (dataio.DataError, params.ParamsError, selection.SelectorError) as e:
         print(f"summarize: {e}", file=sys.stderr)

@@ -138,3 +138,15 @@ def test_handwritten_generates_with_the_params_files_evaluate_section(model_dir,
     repeats = lambda s: len(set(s.replace("\ufffd", ""))) < len(s.replace("\ufffd", ""))  # noqa: E731
     assert any(map(repeats, runs[0]))          # the tiny model repeats itself when allowed...
     assert not any(map(repeats, runs[1])), runs[1]  # ...and never with no_repeat_ngram_size 1 from the file
+
+
+def test_copy_bias_flag_overrides_the_params_file(model_dir, tmp_path, monkeypatch, capsys):
+    p = tmp_path / "params.yaml"
+    p.write_text("evaluate:\n  copy_bias: 40.0\n  max_new_tokens: 8\n", encoding="utf-8")
+    seen = []
+    monkeypatch.setattr(summarize, "summarize", lambda texts, model, gen, prefix, progress: seen.append(gen) or [""])
+    for flag in ([], ["--copy-bias", "0"]):
+        assert summarize.main([TEXTS[0], "--model", str(model_dir), "--params", str(p), *flag]) == 0
+    assert [g.copy_bias for g in seen] == [40.0, 0.0]
+    assert summarize.main([TEXTS[0], "--model", str(model_dir), "--params", str(p), "--copy-bias", "-1"]) == 1
+    assert "copy_bias" in capsys.readouterr().err
