@@ -62,15 +62,18 @@ def copy_bias_processor(bias: float, encoder_input_ids, no_bonus_ids, context: i
     ctx = [torch.nn.functional.pad(src[:, :-1], (j, 0), value=-1)[:, :nxt.shape[1]]
            for j in range(context)]
     valid = ~torch.isin(nxt, special) & ~torch.isin(ctx[0], special)
+    per_row: dict[int, tuple] = {}  # beams per example -> the tensors above, one row per beam (built once)
 
     class CopyContinuationBias(LogitsProcessor):
         def __call__(self, input_ids, scores):
             k = scores.shape[0] // src.shape[0]  # beams per example (rows are example-major)
-            n, v = nxt.repeat_interleave(k, dim=0), valid.repeat_interleave(k, dim=0)
+            if k not in per_row:
+                per_row[k] = tuple(t.repeat_interleave(k, dim=0) for t in (nxt, valid, *ctx))
+            n, v, *c = per_row[k]
             match = v.clone()
             weight = torch.zeros(n.shape, dtype=scores.dtype, device=scores.device)
             for j in range(min(context, input_ids.shape[1])):  # the last j+1 tokens written match the input
-                match &= ctx[j].repeat_interleave(k, dim=0) == input_ids[:, -1 - j:input_ids.shape[1] - j]
+                match &= c[j] == input_ids[:, -1 - j:input_ids.shape[1] - j]
                 weight += match.to(scores.dtype)
             bonus = torch.zeros_like(scores).scatter_reduce(1, n, weight * (bias / context), reduce="amax")
             return torch.log_softmax(scores + bonus, dim=-1)

@@ -122,3 +122,13 @@ def test_a_strong_copy_bias_makes_generation_continue_the_inputs_span():
     assert biased.tolist() == src[:, 4:9].tolist()  # the span continued, token by token
     assert plain.tolist() != src[:, 4:9].tolist()  # which the model alone does not do
     assert params.parse_section("evaluate", {}).copy_bias == 0.0  # off unless asked for
+
+
+def test_punctuation_ids_are_the_pieces_made_only_of_punctuation_and_spaces():
+    from emosum.generation import punctuation_ids
+
+    class Tok:  # the one method punctuation_ids reads
+        def get_vocab(self):
+            return {"，": 5, "。": 6, "\u2581": 7, "好": 8, "\u2581好": 9, "!?": 10, "、": 11, "了。": 12, "1": 13}
+
+    assert punctuation_ids(Tok()) == {5, 6, 7, 10, 11}  # a piece with a character in it is copyable
