@@ -58,3 +58,41 @@ def test_vcsum_long_meetings_are_truncated_and_reported(tmp_path):
 
     ds = load_from_disk(str(tmp_path / "tokenized"))
     assert max(ds["train"]["length"]) == 512
+
+
+def readme_real_data_commands() -> list[list[str]]:
+    """Every `dvc exp run` in the README that points data.path at ../shared/data: its -S overrides."""
+    import re
+    import shlex
+
+    from conftest import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            if line.strip().startswith("dvc exp run") and "data.path=../shared/data/" in line:
+                words = shlex.split(line.split(" #")[0])
+                out.append([words[i + 1] for i, w in enumerate(words) if w == "-S"])
+    return out
+
+
+@real_data(CSL)
+def test_readme_real_data_commands_run_on_params_yaml(tmp_path):
+    """The README's CSL commands applied to today's params.yaml (as `dvc exp run -S` does) validate
+    and subsample: a new default (extra_test_splits: [heldout]) once broke them unnoticed."""
+    import yaml
+
+    from conftest import ROOT
+
+    commands = readme_real_data_commands()
+    assert len(commands) >= 2, "the README's CSL commands (from scratch, from the demo's model) are gone"
+    for sets in commands:
+        doc = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+        for s in sets:
+            doc = params.override(doc, s.replace("../shared/data", str(SHARED_DATA)))
+        data, sub, ev = params.validate(doc, "data", "subsample", "evaluate")
+        stats = subsample.run(data, sub.model_copy(update={"max_eval_samples": 20}), tmp_path / "splits",
+                              ev.fact_columns)
+        assert stats["rows_read"] == 2000 and sum(stats["dropped"].values()) == 0, (sets, stats["dropped"])
+        assert len(file_rows(tmp_path / "splits" / "test.jsonl")) == 20  # CSL's own test split, capped
