@@ -36,13 +36,18 @@ UNITS = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|min|m|h)\s*$")
 REPLAN_SHARE = 0.02   # a predicted end this share of the budget early replans (one past the budget always does)
 REPLAN_AFTER_S = 60.0  # the first re-estimate: after this much training ...
-REPLAN_AFTER_SHARE = 0.2  # ... or this share of the budget, whichever comes first
+REPLAN_AFTER_SHARE = 0.2  # ... or this share of the budget, whichever comes first ...
+REPLAN_AFTER_STEPS = 0.1  # ... or this share of the planned steps: a plan measured while the machine was
+                          # busy (CI: 118 steps planned, all taken in 4.2 s of a 16 s budget) is corrected
+                          # before the steps it planned are over
 REPLAN_EVERY_S = 15.0  # then again this often ...
 RECENT_S = 45.0       # ... from the steps of this last stretch only
 TARGET = 0.99         # plan to end at this share of the budget: the hard stop is a safety net, not the plan
 MIN_REPLAN_S = 0.5    # near the end re-estimates come at half the time left, but not more often than this
-RECENT_PAUSES = 9     # validation passes / saves whose median stands for the next ones
-GROW = 2.0            # the Trainer's epoch loop is sized for GROW x the planned steps (a replan may add steps)
+RECENT_PAUSES = 9     # validation passes / saves whose median stands for the next ones (the slowest: for the hard stop)
+RECENT_STEPS = 5      # the hard stop expects the next step to take as long as the slowest of these last ones
+GROW = 8.0            # the Trainer's epoch loop is sized for GROW x the planned steps (a replan may add steps;
+                      # 2x could not take up a first plan made 4x too slow by a busy moment)
 
 
 def seconds(text: str) -> float:
@@ -345,7 +350,8 @@ class Keeper:
                        "estimates": 0, "replans": []}
 
     def maybe_replan(self, state) -> None:
-        """Re-estimate once about a minute (or a fifth of the budget) of steps is timed, then every
+        """Re-estimate once about a minute (or a fifth of the budget, or a tenth of the planned
+        steps) of steps is timed, then every
         REPLAN_EVERY_S (a fifth of the budget if that is sooner) from the recent steps."""
         from emosum import speed
 
@@ -357,7 +363,8 @@ class Keeper:
         # closer to the end, more often (half the time left, at least every MIN_REPLAN_S): a drift the
         # last estimate missed is corrected while there are steps left to take it out of
         left = self.plan.cost(state.global_step, state.max_steps)
-        due = now - self.train_start >= min(REPLAN_AFTER_S, REPLAN_AFTER_SHARE * self.plan.budget_s) if first else \
+        due = (now - self.train_start >= min(REPLAN_AFTER_S, REPLAN_AFTER_SHARE * self.plan.budget_s)
+               or state.global_step >= REPLAN_AFTER_STEPS * state.max_steps) if first else \
             now - self.last_estimate >= min(REPLAN_EVERY_S, REPLAN_AFTER_SHARE * self.plan.budget_s,
                                             max(MIN_REPLAN_S, left / 2))
         if agree(due):
@@ -415,10 +422,11 @@ class Keeper:
                 keeper.maybe_replan(state)
                 p = keeper.plan
                 left = p.budget_s - keeper.clock.elapsed()
-                # the next step: as the plan has it, or as long as the last one took if the machine
-                # just got slower than the last re-estimate saw
-                last = keeper.last_step_s()
-                over = state.global_step < state.max_steps and left < max(p.step_s(), last) + p.eval_s + p.final_save_s
+                # the next step: as the plan has it, or as long as the slowest of the last few took if
+                # the machine just got slower than the last re-estimate saw; the final validation and
+                # save as the slowest of their recent ones (the median, which the plan uses, left a
+                # run beside a second one 0.9 s past a 16 s budget in CI: one jittery step, then a slow save)
+                over = state.global_step < state.max_steps and left < keeper.reserve_s()
                 if agree(over):
                     control.should_training_stop = True
                     keeper.record["stopped_by"] = "time_budget"
@@ -442,13 +450,26 @@ class Keeper:
 
         return BudgetCallback()
 
-    def last_step_s(self) -> float:
-        """The last timed step's own seconds (the validation pass or save after it taken out)."""
+    def last_step_s(self, k: int = 1) -> float:
+        """The slowest of the last k timed steps' own seconds (the validation passes and saves
+        after them taken out)."""
         t = self.timer
         if t is None or len(t.starts) < 2:
             return 0.0
-        a, b = t.starts[-2], t.starts[-1]
-        return b - a - sum(max(0.0, min(b, y) - max(a, x)) for x, y in self.pauses[-4:])
+        out = 0.0
+        for i in range(max(1, len(t.starts) - k), len(t.starts)):
+            a, b = t.starts[i - 1], t.starts[i]
+            out = max(out, b - a - sum(max(0.0, min(b, y) - max(a, x)) for x, y in self.pauses[-4 - k:]))
+        return out
+
+    def reserve_s(self) -> float:
+        """What another step and then the final validation pass and save need: the hard stop
+        trains on only while the time left is more."""
+        p = self.plan
+        evals, saves = self.recent.get("eval_s"), self.recent.get("save_s")
+        eval_s = max(evals) if evals else p.eval_s
+        final_save_s = p.final_save_s * (max(saves) / p.save_s if saves and p.save_s > 0 else 1.0)
+        return max(p.step_s(), self.last_step_s(RECENT_STEPS)) + eval_s + final_save_s
 
     def measured(self, what: str) -> None:
         """A validation pass or a checkpoint save just ended: the median of the last few of its kind

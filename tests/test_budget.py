@@ -185,3 +185,47 @@ def test_a_late_estimate_never_adds_steps_and_the_last_step_is_not_refitted():
     k = keeper(10.0, 270)
     k.replan(state, (0.1, 0.0))  # early by far: more steps, as before
     assert state.max_steps > 270 and k.record["replans"][-1]["to"] == state.max_steps
+
+
+def _keeper(fit_s: float, planned: int, steps_taken: int, step_s: float, budget_s: float = 16.0):
+    """A Keeper planned at fit_s a step whose timer has seen `steps_taken` steps of step_s each."""
+    from types import SimpleNamespace
+
+    plan = budget.Plan(budget_s, (fit_s, 0.0), [100] * 10, 1, 0.0, eval_s=0.01, save_s=0.02, final_save_s=0.01,
+                       save_steps=10 ** 6, eval_steps=None)
+    clock = budget.Clock(time.monotonic() - 1.0)  # 1 s into the stage
+    timer = SimpleNamespace(starts=[i * step_s for i in range(steps_taken + 1)], tokens=[100] * (steps_taken + 1))
+    k = budget.Keeper(plan, clock, budget.LinearSchedule(warmup=1, total=planned), 0.05,
+                      int(budget.GROW * planned), planned, 0.0, timer)
+    k.train_start = time.monotonic()  # training has just begun: the first re-estimate is not due by time
+    return k, SimpleNamespace(global_step=steps_taken, max_steps=planned)
+
+
+def test_a_plan_measured_on_a_busy_moment_is_corrected_within_a_tenth_of_its_steps():
+    """CI: the first plan measured 4x slower steps than training took (118 steps planned, all taken
+    in 4.2 s of a 16 s budget, before the first re-estimate was due at a fifth of the budget). The
+    first re-estimate now also comes at a tenth of the planned steps, and may grow the run past 2x."""
+    k, state = _keeper(fit_s=0.12, planned=118, steps_taken=11, step_s=0.03)
+    k.maybe_replan(state)
+    assert k.record["estimates"] == 0 and state.max_steps == 118  # 11 steps: under a tenth, not due yet
+    k, state = _keeper(fit_s=0.12, planned=118, steps_taken=12, step_s=0.03)
+    k.maybe_replan(state)
+    assert k.record["estimates"] == 1 and k.plan.step_s() == pytest.approx(0.03)
+    assert state.max_steps > 3 * 118  # 0.03 s a step fills the 15 s left: about 4x the plan
+    end = 1.0 + k.plan.cost(12, state.max_steps)  # 1 s into the stage, then the steps left and the final save
+    assert budget.TARGET * 16.0 - 0.1 < end <= budget.TARGET * 16.0 + 0.01
+
+
+def test_the_hard_stop_expects_the_slowest_recent_step_and_save():
+    """One step in the last five took 0.5 s and one save 0.3 s: the reserve for the next step and the
+    final validation and save counts them, not the plan's 0.03 s steps and the median save."""
+    k, state = _keeper(fit_s=0.03, planned=100, steps_taken=20, step_s=0.03)
+    calm = k.reserve_s()
+    assert calm == pytest.approx(0.03 + 0.01 + 0.01, abs=1e-6)
+    k.timer.starts[-3] -= 0.47  # step 18 of 20 took 0.5 s
+    k.step_end = time.perf_counter()
+    for took in (0.02, 0.3, 0.02):  # three saves: the median stays 0.02
+        time.sleep(took)
+        k.measured("save_s")
+    assert k.plan.save_s == pytest.approx(0.02, abs=0.01)
+    assert k.reserve_s() == pytest.approx(0.5 + 0.01 + 0.01 * 0.3 / k.plan.save_s, rel=0.1)
