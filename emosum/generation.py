@@ -82,11 +82,25 @@ def copy_bias_processor(bias: float, encoder_input_ids, no_bonus_ids, context: i
 
 
 def punctuation_ids(tok) -> set[int]:
-    """Ids of the tokenizer's pieces made only of punctuation and spaces (，。！？ ... and ▁)."""
+    """Ids of the tokenizer's pieces made only of punctuation and spaces (，。！？ ... and ▁), and
+    the byte-fallback pieces of ASCII punctuation (`<0x2E>`: a tokenizer trained on the demo has no
+    piece for CSL's half-width `.`, so without them a copy ran on across the sentence's end).
+    Bytes of multi-byte characters are not: `、`'s first byte starts 4,000 other characters."""
+    import re
     import unicodedata
 
-    return {i for piece, i in tok.get_vocab().items()
-            if all(unicodedata.category(c).startswith(("P", "Z")) or c == "\u2581" for c in piece)}
+    def punct(c: str) -> bool:
+        return unicodedata.category(c).startswith(("P", "Z")) or c == "\u2581"
+
+    out = set()
+    for piece, i in tok.get_vocab().items():
+        byte = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", piece)
+        if byte:
+            if int(byte[1], 16) < 0x80 and punct(chr(int(byte[1], 16))):
+                out.add(i)
+        elif all(punct(c) for c in piece):
+            out.add(i)
+    return out
 
 
 def max_new_tokens(model, cfg) -> int:

@@ -171,8 +171,10 @@ def split(pairs: list[dict], data: params.DataParams, cfg: params.SubsampleParam
     for name in out:
         if not out[name]:
             what = getattr(data, name + "_split", name) if name in SPLITS else name
+            fix = (f"set data.{name}_split" if name in SPLITS else
+                   "set data.extra_test_splits to splits the file has, or to none: -S 'data.extra_test_splits=[]'")
             raise dataio.DataError(f"{data.path}: no rows for the {name} split ({data.split_column} = "
-                                   f"'{what}'); set data.{name + '_split' if name in SPLITS else 'extra_test_splits'}")
+                                   f"'{what}'); {fix}")
     return out
 
 

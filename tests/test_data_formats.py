@@ -157,6 +157,10 @@ def test_split_column_keeps_file_splits_and_drops_cross_split_inputs(tmp_path):
     assert stats["splits"]["validation"] == 4 and stats["splits"]["train"] == 16  # carved 20% out of train
     with pytest.raises(dataio.DataError, match="no rows for the train split .*data.train_split"):
         run_stage(tmp_path, p, split_column="split")
+    # the demo's default extra split on a file without it: the message says how to turn it off
+    with pytest.raises(dataio.DataError, match=r"no rows for the heldout split .*'data.extra_test_splits=\[\]'"):
+        run_stage(tmp_path, p, split_column="split", train_split="dev", validation_split=None,
+                  extra_test_splits=["heldout"])
 
 
 def test_stratified_keeps_label_proportions(tmp_path):

@@ -132,3 +132,16 @@ def test_punctuation_ids_are_the_pieces_made_only_of_punctuation_and_spaces():
             return {"，": 5, "。": 6, "\u2581": 7, "好": 8, "\u2581好": 9, "!?": 10, "、": 11, "了。": 12, "1": 13}
 
     assert punctuation_ids(Tok()) == {5, 6, 7, 10, 11}  # a piece with a character in it is copyable
+
+
+def test_punctuation_ids_include_the_bytes_of_ascii_punctuation():
+    """A byte-fallback tokenizer without a `.` piece writes CSL's `.` as <0x2E>: a copy must stop
+    there too; the first byte of a multi-byte character (、 is E3 80 81) and letters' bytes do not."""
+    from emosum.generation import punctuation_ids
+
+    class Tok:
+        def get_vocab(self):
+            return {"<0x2E>": 3, "<0x2C>": 4, "<0x20>": 5, "<0x41>": 6, "<0x31>": 7, "<0xE3>": 8, "<0x80>": 9,
+                    "。": 10, "<0x2e>": 11}
+
+    assert punctuation_ids(Tok()) == {3, 4, 5, 10, 11}
