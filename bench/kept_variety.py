@@ -47,14 +47,16 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT / "data/demo/emotions.jsonl.gz"))
     ap.add_argument("--keep", type=int, default=1000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
+    ap.add_argument("--picks", nargs="+", default=["nearest", "random"],
+                    help="representative_pick values to cut with (beside random and stratified)")
     args = ap.parse_args()
     with gzip.open(args.data, "rt", encoding="utf-8") as f:
         pool = [r for r in map(json.loads, f) if r["split"] == "train"]
-    out = [{"cut": "the whole pool", "seed": "-", **describe(pool), "mean_sim_to_kept": "-"}]
+    out = [{"cut": "the whole pool", "seed": "-", **describe(pool), "mean_sim_to_kept": "-", "p10_sim_to_kept": "-"}]
     for seed in args.seeds:
-        for strategy, label, pick in (("random", False, None), ("stratified", True, None),
-                                      ("representative", False, "nearest"), ("representative", True, "nearest"),
-                                      ("representative", False, "random"), ("representative", True, "random")):
+        cuts = [("random", False, None), ("stratified", True, None)] + \
+            [("representative", label, pick) for pick in args.picks for label in (False, True)]
+        for strategy, label, pick in cuts:
             cfg = params.parse_section("subsample", {"max_samples": args.keep, "strategy": strategy, "seed": seed,
                                                      **({"representative_pick": pick} if pick else {})})
             rows = [{**r, "label": r["emotion"] if label else None} for r in pool]
@@ -62,7 +64,8 @@ def main() -> None:
             name = strategy + (f", pick {pick}" if pick else "") + (" (label: emotion)" if label else "")
             out.append({"cut": name, "seed": seed, **describe(kept),
                         # the stage's own coverage figures (metrics/subsample.json's)
-                        "mean_sim_to_kept": cover["kept"]["mean_similarity_to_nearest_kept"]})
+                        "mean_sim_to_kept": cover["kept"]["mean_similarity_to_nearest_kept"],
+                        "p10_sim_to_kept": cover["kept"]["p10_similarity_to_nearest_kept"]})
             print(f"  {name}, seed {seed}: done", file=sys.stderr, flush=True)
     keys = list(out[0])
     print(f"\nThe demo's {len(pool):,} training pairs cut to {args.keep:,}\n")

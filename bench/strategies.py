@@ -3,6 +3,7 @@ representative cuts of the same pool, each trained with two seeds, scored on tes
 
     python bench/strategies.py                         # about 45 min on 2 cores; run it alone
     python bench/strategies.py --pools demo --keep 1000 --seeds 42,7 --max-steps 600
+    python bench/strategies.py --pools skewed --keep 5000 --max-steps -1 --strategies random,representative
 
 For each pool, strategy and seed, in a temporary folder and in this process: the subsample,
 tokenize, train and evaluate stages' own code with params.yaml's recipe, only `subsample.strategy`,
@@ -98,6 +99,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="42,7")
     ap.add_argument("--max-steps", type=int, default=600, help="training steps of every run (-1: the recipe's epochs)")
     ap.add_argument("--skew", type=float, default=0.6)
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
     args = ap.parse_args()
     import os
 
@@ -120,7 +122,7 @@ def main() -> None:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
         for pool in args.pools.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
-                for strategy in STRATEGIES:
+                for strategy in args.strategies.split(","):
                     r = one(pools[pool], strategy, seed, args.keep, args.max_steps, tmp)
                     r["pool"] = pool
                     rows.append(r)

@@ -5,14 +5,17 @@ Representation: character 1-2-gram TF-IDF of input and summary (scikit-learn; ch
 Chinese has no spaces), reduced to 64 dimensions by truncated SVD and L2-normalised, so a dot
 product is a cosine similarity. Cheap: 12,000 pairs in a few seconds on 2 cores.
 
-`representative` keeps, for a cut to k pairs, the member nearest to each centroid of a k-means
-clustering of the pool (scikit-learn's MiniBatchKMeans): a standard k-medoids style approximation
+`representative` keeps, for a cut to k pairs (`representative_pick: nearest`), the member nearest
+to each centroid of a k-means clustering of the pool (scikit-learn's MiniBatchKMeans): a standard
+k-medoids style approximation
 of the facility-location objective (each pool pair near some kept pair) that scales to 100,000
 pairs, where a greedy facility location needs the pool's whole similarity graph. With a label
 column, each label value gets its proportional quota, at least one pair, and is clustered alone.
+`representative_pick: kcenter` keeps the greedy k-center instead (_kcenter): the pairs that leave
+no pool pair far from a kept one, the unusual ones included.
 
-Coverage of a cut: the mean (and the 10th percentile) cosine similarity of every pool pair to its
-nearest kept pair; the share of the pool's 50 k-means clusters, of its label values and of its
+Coverage of a cut: the mean (and the 10th percentile, and the least) cosine similarity of every
+pool pair to its nearest kept pair; the share of the pool's 50 k-means clusters, of its label values and of its
 input-length deciles that the kept pairs represent.
 """
 from __future__ import annotations
@@ -71,6 +74,29 @@ def _cluster_pick(x: np.ndarray, k: int, seed: int, pick: str = "nearest") -> li
     return sorted(picked[:k])
 
 
+def _kcenter(x: np.ndarray, k: int, seed: int) -> list[int]:
+    """k rows of x by farthest-first traversal (Gonzalez's greedy k-center): from a seeded random
+    start, each next pair is the one least similar to every pair kept so far. It maximises the
+    worst-covered pair's similarity (the 10th-percentile figure of `coverage`) rather than the mean,
+    and keeps the unusual pairs the k-means members leave out. O(n k) dot products of DIM floats,
+    one matrix-vector product per kept pair: written here because scikit-learn has no k-center and
+    apricot's FacilityLocation / FeatureBased selections need the n x n similarity graph or sparse
+    non-negative features."""
+    n = len(x)
+    if k >= n:
+        return list(range(n))
+    first = int(np.random.default_rng(seed).integers(n))
+    best = x @ x[first]  # each row's similarity to its nearest kept row
+    best[first] = np.inf
+    picked = [first]
+    for _ in range(k - 1):
+        i = int(np.argmin(best))
+        picked.append(i)
+        np.maximum(best, x @ x[i], out=best)
+        best[i] = np.inf  # never again, even where rows are identical
+    return sorted(picked)
+
+
 def quotas(labels: list[str], k: int) -> dict[str, int]:
     """Proportional quota per label value (largest remainder), every value at least one."""
     from collections import Counter
@@ -88,16 +114,19 @@ def quotas(labels: list[str], k: int) -> dict[str, int]:
 
 
 def representative(x: np.ndarray, k: int, labels: list[str] | None, seed: int, pick: str = "nearest") -> list[int]:
-    """Indices of the k rows that best cover x (see the module's docstring); `pick` as in _cluster_pick."""
+    """Indices of the k rows that best cover x (see the module's docstring); `pick` as in
+    _cluster_pick, or `kcenter` (_kcenter: no clustering)."""
     if k >= len(x):
         return list(range(len(x)))
+    choose = (lambda y, q: _kcenter(y, q, seed)) if pick == "kcenter" else \
+        (lambda y, q: _cluster_pick(y, q, seed, pick))
     if not labels:
-        return _cluster_pick(x, k, seed, pick)
+        return choose(x, k)
     out = []
     arr = np.array(labels)
     for v, q in sorted(quotas(labels, k).items()):
         idx = np.flatnonzero(arr == v)
-        out += idx[_cluster_pick(x[idx], q, seed, pick)].tolist()
+        out += idx[choose(x[idx], q)].tolist()
     return sorted(out)
 
 
@@ -114,6 +143,7 @@ def coverage(x: np.ndarray, kept: list[int], labels: list[str] | None, lengths: 
     out = {"kept": len(kept), "pool": len(x),
            "mean_similarity_to_nearest_kept": round(float(best.mean()), 4),
            "p10_similarity_to_nearest_kept": round(float(np.quantile(best, 0.1)), 4),
+           "min_similarity_to_nearest_kept": round(float(best.min()), 4),  # what k-center maximises
            "clusters_represented": round(len(set(cl[kept].tolist())) / len(set(cl.tolist())), 4),
            "length_deciles_represented": round(len(set(buckets[kept].tolist())) / len(set(buckets.tolist())), 4)}
     if labels:

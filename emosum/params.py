@@ -70,7 +70,7 @@ class SubsampleParams(Section):
     near_duplicate_jaccard: Optional[float] = Field(0.6, gt=0, le=1)
     strategy: Literal["random", "stratified", "representative"] = "random"
     # representative: which member of each k-means cluster is kept (emosum/coverage.py)
-    representative_pick: Literal["nearest", "random"] = "nearest"
+    representative_pick: Literal["nearest", "random", "kcenter"] = "nearest"
     length_buckets: int = Field(4, ge=1, description="input-length strata when there is no label")
 
 

@@ -207,3 +207,41 @@ def test_the_random_pick_keeps_one_pair_of_each_cluster_drawn_by_the_seed():
     # nearest keeps typical members (close to their cluster's mean), a random pick any member
     typical = lambda kept: np.mean([x[i] @ x[i // 10 * 10:i // 10 * 10 + 10].mean(axis=0) for i in kept])  # noqa: E731
     assert typical(nearest) > np.mean([typical(k) for k in picks.values()])
+
+
+def test_the_kcenter_pick_keeps_the_unusual_pair_that_clusters_leave_out():
+    """Four clusters of 10 and one pair unlike any other: k-center with 5 keeps that pair and one of
+    every cluster (the farthest-first traversal leaves no pair far from a kept one); deterministic
+    for a seed; with labels, every label value keeps its quota."""
+    import numpy as np
+
+    from emosum import coverage
+
+    rng = np.random.default_rng(0)
+    dims = np.eye(5, dtype=np.float32)
+    x = np.concatenate([c + 0.05 * rng.standard_normal((10, 5)).astype(np.float32) for c in dims[:4]]
+                       + [dims[4:5]])  # row 40: alone along the fifth axis
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for seed in range(4):
+        kept = coverage.representative(x, 5, None, seed=seed, pick="kcenter")
+        assert 40 in kept and sorted(i // 10 for i in kept if i != 40) == [0, 1, 2, 3]
+        assert kept == coverage.representative(x, 5, None, seed=seed, pick="kcenter")
+    # the worst-covered pair: k-center's is far better covered than a random cut's
+    worst = lambda kept: (x @ x[kept].T).max(axis=1).min()  # noqa: E731
+    assert worst(coverage.representative(x, 5, None, seed=1, pick="kcenter")) > 0.9
+    assert np.mean([worst(sorted(rng.choice(41, 5, replace=False))) for _ in range(20)]) < 0.5
+    labels = ["a"] * 30 + ["b"] * 10 + ["c"]
+    kept = coverage.representative(x, 5, labels, seed=0, pick="kcenter")
+    assert len(kept) == 5 and {labels[i] for i in kept} == {"a", "b", "c"}
+
+
+def test_the_stage_cuts_with_kcenter_and_records_its_coverage():
+    rows = _pool()
+    cfg = params.parse_section("subsample", {"max_samples": 30, "strategy": "representative",
+                                             "representative_pick": "kcenter"})
+    kept, cover = subsample.cut_train(rows, cfg, has_label=True)
+    assert len(kept) == 30 and any(r["label"] == "罕见" for r in kept)
+    # what it maximises: the worst-covered pool pair (not the 10th percentile: here it is not above a random cut's)
+    assert cover["kept"]["min_similarity_to_nearest_kept"] > cover["random_cut"]["min_similarity_to_nearest_kept"]
+    with pytest.raises(params.ParamsError, match="representative_pick"):
+        params.parse_section("subsample", {"representative_pick": "farthest"})
