@@ -197,6 +197,14 @@ def spread_line(runs: list[dict], fast: dict, full: dict) -> list[str]:
                         f"{mb:.1f} (n={len(vb)}, range {sb:.1f}) | {ma - mb:+.1f} | {verdict} |")
     if not rows:
         return []
+    # the cost beside the quality: each recipe's training time over its seeds, and the ratio of the means
+    ta = [v for r in a if (v := value(r, "metrics/train.json", "wall_s")) is not None]
+    tb = [v for r in b if (v := value(r, "metrics/train.json", "wall_s")) is not None]
+    if ta and tb:
+        ma, mb = sum(ta) / len(ta), sum(tb) / len(tb)
+        rows.append(f"| cost | training minutes | {ma:.1f} (n={len(ta)}, range {max(ta) - min(ta):.1f}) | "
+                    f"{mb:.1f} (n={len(tb)}, range {max(tb) - min(tb):.1f}) | {ma - mb:+.1f} | "
+                    f"full takes {mb / ma:.1f}x as long |")
     return [f"Fast (**{fast['name']}**, {len(a)} seed(s)) against full (**{full['name']}**, {len(b)} seed(s)): the "
             "mean over each recipe's training seeds (`train.seed`), the range over seeds beside it, and the "
             "difference; fact recall in %.", "",

@@ -58,6 +58,9 @@ def test_fast_and_full_with_the_seed_spread_on_each_split():
     # cause recall: 94 vs 95 with a range of 2 points: no difference
     assert "| test | cause recall | 94.0 (n=2, range 2.0) | 95.0 (n=2, range 2.0) | -1.0 | within the spread |" in text
     assert "| heldout | cause recall | 74.0 (n=2, range 2.0) | 75.0 (n=2, range 2.0) | -1.0 | within the spread |" in text
+    # the cost over the same seeds: 5 and 5 minutes against 20 and 20
+    assert "| cost | training minutes | 5.0 (n=2, range 0.0) | 20.0 (n=2, range 0.0) | -15.0 | full takes 4.0x as long |" \
+        in text
 
 
 def test_older_commits_and_reruns_of_one_seed_are_not_counted_as_seeds():
