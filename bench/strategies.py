@@ -39,9 +39,11 @@ FIGURES = (("rougeL", "ROUGE-L"), ("cause_half", "cause half"), ("emotion", "emo
 
 
 def scores(metrics: dict) -> dict:
-    fr = metrics.get("fact_recall", {})
+    """The model's figures, and the floors beside them (lead-k and the run's constant summary)."""
+    fr, lead = metrics.get("fact_recall", {}), metrics.get("lead_fact_recall", {})
     return {"rougeL": metrics["rougeL"], "cause": fr.get("cause"), "cause_half": fr.get("cause_half"),
-            "emotion": fr.get("emotion")}
+            "emotion": fr.get("emotion"), "lead_rougeL": metrics.get("lead_rougeL"),
+            "constant_rougeL": metrics.get("constant_rougeL"), "lead_cause_half": lead.get("cause_half")}
 
 
 def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Path) -> dict:
@@ -72,8 +74,8 @@ def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Pa
 def table(rows: list[dict], pool: str) -> None:
     print(f"\npool: {pool} (mean over seeds; range in brackets)\n")
     head = " | ".join(f"{split} {name}" for split in ("test", "heldout") for _, name in FIGURES)
-    print(f"| strategy | {head} | coverage |")
-    print("|---|" + "---|" * (2 * len(FIGURES) + 1))
+    print(f"| strategy | {head} | floors test / held-out (lead, constant ROUGE-L; lead cause half) | coverage |")
+    print("|---|" + "---|" * (2 * len(FIGURES) + 2))
     for strategy in STRATEGIES:
         mine = [r for r in rows if r["pool"] == pool and r["strategy"] == strategy]
         if not mine:
@@ -87,6 +89,14 @@ def table(rows: list[dict], pool: str) -> None:
                     continue
                 scale = 1 if key == "rougeL" else 100
                 cells.append(f"{scale * statistics.mean(vals):.1f} ({scale * (max(vals) - min(vals)):.1f})")
+        floors = []
+        for split in ("test", "heldout"):
+            f = [(r[split].get("lead_rougeL"), r[split].get("constant_rougeL"), r[split].get("lead_cause_half"))
+                 for r in mine]
+            f = [x for x in f if None not in x]
+            floors.append(f"{statistics.mean(x[0] for x in f):.1f}, {statistics.mean(x[1] for x in f):.1f}; "
+                          f"{100 * statistics.mean(x[2] for x in f):.1f}%" if f else "-")
+        cells.append(" / ".join(floors))
         cov = [r["coverage_mean"] for r in mine if r["coverage_mean"] is not None]
         cells.append(f"{statistics.mean(cov):.3f}" if cov else "-")
         print(f"| {strategy} | " + " | ".join(cells) + " |")

@@ -450,7 +450,7 @@ class Keeper:
 
         return BudgetCallback()
 
-    def last_step_s(self, k: int = 1) -> float:
+    def last_step_s(self, k: int) -> float:
         """The slowest of the last k timed steps' own seconds (the validation passes and saves
         after them taken out)."""
         t = self.timer

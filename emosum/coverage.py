@@ -7,16 +7,16 @@ product is a cosine similarity. Cheap: 12,000 pairs in a few seconds on 2 cores.
 
 `representative` keeps, for a cut to k pairs (`representative_pick: nearest`), the member nearest
 to each centroid of a k-means clustering of the pool (scikit-learn's MiniBatchKMeans): a standard
-k-medoids style approximation
-of the facility-location objective (each pool pair near some kept pair) that scales to 100,000
-pairs, where a greedy facility location needs the pool's whole similarity graph. With a label
+k-medoids style approximation of the facility-location objective (each pool pair near some kept
+pair) that scales to 100,000 pairs, where a greedy facility location needs the pool's whole
+similarity graph. With a label
 column, each label value gets its proportional quota, at least one pair, and is clustered alone.
 `representative_pick: kcenter` keeps the greedy k-center instead (_kcenter): the pairs that leave
 no pool pair far from a kept one, the unusual ones included.
 
 Coverage of a cut: the mean (and the 10th percentile, and the least) cosine similarity of every
-pool pair to its nearest kept pair; the share of the pool's 50 k-means clusters, of its label values and of its
-input-length deciles that the kept pairs represent.
+pool pair to its nearest kept pair; the share of the pool's 50 k-means clusters, of its label
+values and of its input-length deciles that the kept pairs represent.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def _cluster_pick(x: np.ndarray, k: int, seed: int, pick: str = "nearest") -> li
 def _kcenter(x: np.ndarray, k: int, seed: int) -> list[int]:
     """k rows of x by farthest-first traversal (Gonzalez's greedy k-center): from a seeded random
     start, each next pair is the one least similar to every pair kept so far. It maximises the
-    worst-covered pair's similarity (the 10th-percentile figure of `coverage`) rather than the mean,
+    worst-covered pair's similarity (`coverage`'s min_similarity_to_nearest_kept) rather than the mean,
     and keeps the unusual pairs the k-means members leave out. O(n k) dot products of DIM floats,
     one matrix-vector product per kept pair: written here because scikit-learn has no k-center and
     apricot's FacilityLocation / FeatureBased selections need the n x n similarity graph or sparse

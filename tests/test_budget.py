@@ -123,10 +123,17 @@ def test_a_resumed_run_counts_the_time_already_spent(data, tmp_path, monkeypatch
     assert stats["steps"] == (tb["replanned_steps"] or saved["schedule"]["total"]) or tb["stopped_by"] == "time_budget"
 
 
-@pytest.mark.parametrize("hog_at", [None, 0.5], ids=["alone", "second-run-half-way"])
-def test_the_stage_ends_within_5_percent_of_the_budget_as_the_machine_changes(data, tmp_path, monkeypatch, hog_at):
-    """A 16 s budget, alone and with a CPU hog per core (a second run) starting half-way through:
-    the re-estimates from the recent steps follow the machine, and the stage ends within +-5%."""
+@pytest.mark.parametrize("hog_at,budget_s", [(None, 16), (0.5, 40)], ids=["alone", "second-run-half-way"])
+def test_the_stage_ends_within_5_percent_of_the_budget_as_the_machine_changes(data, tmp_path, monkeypatch, hog_at,
+                                                                              budget_s):
+    """A budget alone (16 s) and with a CPU hog per core (a second run) starting half-way through
+    (40 s): the re-estimates from the recent steps follow the machine, and the stage ends within
+    +-5%. Beside the hogs this tiny model's step goes from about 0.013 s to as much as 1.4 s (most
+    likely its threads waiting at each op for one the hog has descheduled), and the final validation and save
+    slow alike: at 16 s one such step was most of the +-0.8 s (2026-12-04, four or five runs each:
+    this code 15.1-17.4 s, the code before the first re-estimate at a tenth of the steps and the hard
+    stop's slowest recent step 15.9-16.8 s, this code with the old hard stop 15.7-17.4 s); at 40 s
+    this code ended at 38.7-40.6 s in five runs: the spread is the hog's, and +-2 s takes it."""
     import subprocess
     import sys
 
@@ -138,22 +145,22 @@ def test_the_stage_ends_within_5_percent_of_the_budget_as_the_machine_changes(da
 
     class SecondRun(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
-            if hog_at is not None and not hogs and time.monotonic() - started > hog_at * 16:
+            if hog_at is not None and not hogs and time.monotonic() - started > hog_at * budget_s:
                 hogs.extend(subprocess.Popen([sys.executable, "-c", "while True: pass"])
                             for _ in range(machine.cores()))
 
     try:
-        stats = run(data, tmp_path, monkeypatch, callbacks=[SecondRun()], time_budget="16s", epochs=500,
+        stats = run(data, tmp_path, monkeypatch, callbacks=[SecondRun()], time_budget=f"{budget_s}s", epochs=2000,
                     precision="fp32", started=started)
     finally:
         for h in hogs:
             h.kill()
     tb = stats["time_budget"]
-    print(f"time budget 16 s, {'a second run from half-way' if hogs else 'alone'}: stage {tb['total_s']} s, "
+    print(f"time budget {budget_s} s, {'a second run from half-way' if hogs else 'alone'}: stage {tb['total_s']} s, "
           f"{stats['steps']} steps (planned {tb['planned_steps']}), {tb['estimates']} estimates, replans {tb['replans']}, "
           f"while training {tb.get('while_training')}, stopped by {tb['stopped_by']}, train {tb['train_s']} s, wall {tb['wall_s']} s")
     assert hogs or hog_at is None
-    assert tb["total_s"] == pytest.approx(16, rel=0.05), tb
+    assert tb["total_s"] == pytest.approx(budget_s, rel=0.05), tb
     assert tb["estimates"] >= 3  # not once: again and again from the recent steps
     if hog_at is not None:  # slower steps after the hog: the plan was cut after it started
         assert tb["replans"] and tb["replans"][-1]["to"] < tb["planned_steps"], tb
@@ -223,9 +230,8 @@ def test_the_hard_stop_expects_the_slowest_recent_step_and_save():
     calm = k.reserve_s()
     assert calm == pytest.approx(0.03 + 0.01 + 0.01, abs=1e-6)
     k.timer.starts[-3] -= 0.47  # step 18 of 20 took 0.5 s
-    k.step_end = time.perf_counter()
-    for took in (0.02, 0.3, 0.02):  # three saves: the median stays 0.02
-        time.sleep(took)
+    for took in (0.02, 0.3, 0.02):  # three saves, the median 0.02 (timed from step_end, set back: no sleeping)
+        k.step_end = time.perf_counter() - took
         k.measured("save_s")
-    assert k.plan.save_s == pytest.approx(0.02, abs=0.01)
-    assert k.reserve_s() == pytest.approx(0.5 + 0.01 + 0.01 * 0.3 / k.plan.save_s, rel=0.1)
+    assert k.plan.save_s == pytest.approx(0.02, abs=1e-3)
+    assert k.reserve_s() == pytest.approx(0.5 + 0.01 + 0.01 * 0.3 / k.plan.save_s, rel=0.01)
