@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> int:
     from datasets import load_from_disk
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from emosum import dataio, demo_data, facts, handwritten, hf, params, selection
     from emosum.generation import generate
@@ -42,7 +42,7 @@ def main() -> int:
     hf.offline_env(False)
     base, prefix = generation_settings("params.yaml")
     tok = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.model)
+    model = hf.load_pretrained(args.model)
     ds = load_from_disk("data/tokenized")
     splits = args.splits or ["validation"] + evaluate.eval_splits(Path("data/tokenized"))
     train_rows = dataio.read_jsonl("data/splits/train.jsonl")

@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--only-copy", action="store_true", help="train on the auxiliary copy pairs alone")
     ap.add_argument("--emb-std", type=float, default=0.5,
                     help="init std of the embeddings and the LM head (model.scratch.embedding_std; params.yaml: 0.5)")
+    ap.add_argument("--copy-head", action="store_true", help="mT5 with a copy head (model.copy_head; emosum/pointer.py)")
+    ap.add_argument("--no-continuation", action="store_true", help="with --copy-head: without the learned continuation weight")
     ap.add_argument("--copy-share", type=float, default=0.0,
                     help="add this many auxiliary pairs per training pair: '复述：' + a clause -> the clause")
     args = ap.parse_args()
@@ -76,7 +78,9 @@ def main() -> None:
                                                      "num_heads": args.heads, "num_layers": args.layers,
                                                      "num_decoder_layers": args.decoder_layers or args.layers,
                                                      "dropout_rate": 0.0, "embedding_std": args.emb_std}})
-    model = hf.scratch_model(cfg.scratch, tok)
+    model = hf.scratch_model(cfg.scratch, tok, copy_head=args.copy_head)
+    if args.copy_head and args.no_continuation:
+        model.copy_continue, model.config.copy_continuation = None, False
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
     warm = int(0.05 * args.steps)
     sched = torch.optim.lr_scheduler.LambdaLR(

@@ -83,23 +83,42 @@ def load_tokenizer(name: str, max_length: int | None = None):
     return tok
 
 
-def load_pretrained(name: str):
+def load_pretrained(name: str, copy_head: bool = False):
+    """A checkpoint (a hub id or a folder); a saved copy-head model loads as one (emosum/pointer.py).
+    copy_head: a plain mT5 gets a fresh copy head; one that has it keeps its own."""
     from transformers import AutoModelForSeq2SeqLM
+
+    from emosum import pointer  # registers the copy-head model with the Auto classes
 
     if not Path(name).is_dir() and os.sep in name and not name.count("/") == 1:
         raise CheckpointError(f"model.name '{name}': no such directory")
     try:
-        return AutoModelForSeq2SeqLM.from_pretrained(name, local_files_only=not _online)
+        model = AutoModelForSeq2SeqLM.from_pretrained(name, local_files_only=not _online)
     except (OSError, ValueError) as e:
         raise _missing(name, e) from None
+    if copy_head and not isinstance(model, pointer.MT5PointerGenerator):
+        from transformers import MT5ForConditionalGeneration
+
+        if not isinstance(model, MT5ForConditionalGeneration):
+            raise CheckpointError(f"model.copy_head: true needs an mT5/T5 checkpoint; '{name}' is a "
+                                  f"{type(model).__name__}: set model.copy_head: false")
+        log.info("model %s: a fresh copy head on the checkpoint (emosum/pointer.py)", name)
+        model = pointer.MT5PointerGenerator.from_mt5(model)
+    return model
 
 
-def scratch_model(cfg, tok):
-    """An mT5 of model.scratch's shape, initialised from scratch, for this tokenizer."""
+def scratch_model(cfg, tok, copy_head: bool = False, copy_heads: int = 1):
+    """An mT5 of model.scratch's shape, initialised from scratch, for this tokenizer; with
+    copy_head, the pointer-generator of emosum/pointer.py (mT5 plus a copy head)."""
     import torch
     from transformers import MT5Config, MT5ForConditionalGeneration
 
-    config = MT5Config(vocab_size=len(tok), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
+    extra = {}
+    if copy_head:
+        from emosum.pointer import MT5PointerConfig as MT5Config  # noqa: F811
+        from emosum.pointer import MT5PointerGenerator as MT5ForConditionalGeneration  # noqa: F811
+        extra = {"copy_heads": copy_heads}
+    config = MT5Config(**extra, vocab_size=len(tok), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
                        num_heads=cfg.num_heads, num_layers=cfg.num_layers,
                        num_decoder_layers=cfg.num_decoder_layers, dropout_rate=cfg.dropout_rate,
                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,

@@ -90,6 +90,9 @@ class ScratchModel(Section):
 class ModelParams(Section):
     name: str = Field("scratch", description="'scratch', a hub id or a local checkpoint directory")
     source_prefix: str = ""
+    # a pointer-generator copy head on the mT5 (emosum/pointer.py); a plain mT5 checkpoint gets a fresh one
+    copy_head: bool = False
+    copy_heads: int = Field(1, ge=1, description="pointer heads of the copy head (d_model must divide by it)")
     scratch: ScratchModel = ScratchModel()
 
 

@@ -60,7 +60,7 @@ def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps,
         "# emosum summarizer", "",
         "Writes a short Chinese summary of an emotional text: who feels what, and why.", "",
         f"- Base checkpoint: {base}",
-        f"- Architecture: MT5ForConditionalGeneration, {sum(p.numel() for p in model.parameters()):,} parameters; "
+        f"- Architecture: {type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters; "
         + ", ".join(f"{k} {v}" for k, v in arch.items()),
         f"- Vocabulary: {'pruned to the %d ids the training data uses (from %s parameters)' % (len(keep), f'{n_params_before:,}') if keep else 'as the tokenizer'}",
         f"- Data: {len(ds['train']):,} training pairs, {len(ds['validation']):,} validation pairs",

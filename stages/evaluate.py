@@ -153,10 +153,10 @@ def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, splits_dir
     (under its name: `heldout.rougeL`, `heldout.fact_recall.cause`, ...)."""
     import torch
     from datasets import load_from_disk
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir))
+    model = hf.load_pretrained(str(model_dir))  # a copy-head model loads as one
     if torch.cuda.is_available():
         model = model.cuda()
     ds = load_from_disk(str(tokenized))
