@@ -83,7 +83,7 @@ def load_tokenizer(name: str, max_length: int | None = None):
     return tok
 
 
-def load_pretrained(name: str, copy_head: bool = False):
+def load_pretrained(name: str, copy_head: bool = False, copy_heads: int = 1):
     """A checkpoint (a hub id or a folder); a saved copy-head model loads as one (emosum/pointer.py).
     copy_head: a plain mT5 gets a fresh copy head; one that has it keeps its own."""
     from transformers import AutoModelForSeq2SeqLM
@@ -103,7 +103,7 @@ def load_pretrained(name: str, copy_head: bool = False):
             raise CheckpointError(f"model.copy_head: true needs an mT5/T5 checkpoint; '{name}' is a "
                                   f"{type(model).__name__}: set model.copy_head: false")
         log.info("model %s: a fresh copy head on the checkpoint (emosum/pointer.py)", name)
-        model = pointer.MT5PointerGenerator.from_mt5(model)
+        model = pointer.MT5PointerGenerator.from_mt5(model, copy_heads)
     return model
 
 

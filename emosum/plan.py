@@ -169,7 +169,7 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
             if model_p.copy_head:
                 from emosum.pointer import MT5PointerGenerator
 
-                model = MT5PointerGenerator.from_mt5(model)
+                model = MT5PointerGenerator.from_mt5(model, model_p.copy_heads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     world = cfg.num_processes * cfg.num_machines

@@ -84,9 +84,9 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
             self._init_copy_head()
 
     @classmethod
-    def from_mt5(cls, model: MT5ForConditionalGeneration) -> "MT5PointerGenerator":
+    def from_mt5(cls, model: MT5ForConditionalGeneration, copy_heads: int = 1) -> "MT5PointerGenerator":
         """This mT5 with a fresh copy head (its weights are shared, not copied)."""
-        config = MT5PointerConfig(**model.config.to_diff_dict())
+        config = MT5PointerConfig(**{**model.config.to_diff_dict(), "copy_heads": copy_heads})
         out = cls(config)
         missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
         assert not unexpected and all(k.startswith("copy_") for k in missing), (missing, unexpected)

@@ -68,7 +68,7 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
     tok = hf.load_tokenizer(str(tok_dir))
     ds = load_from_disk(str(data_dir))
     model = hf.scratch_model(model_p.scratch, tok, model_p.copy_head, model_p.copy_heads) if hf.is_scratch(model_p.name) \
-        else hf.load_pretrained(model_p.name, model_p.copy_head)
+        else hf.load_pretrained(model_p.name, model_p.copy_head, model_p.copy_heads)
     n_params_before = sum(p.numel() for p in model.parameters())
     keep = prune.kept_ids(tok_dir)
     if keep is not None:

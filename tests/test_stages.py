@@ -267,3 +267,32 @@ def test_without_byte_fallback_unknown_characters_are_counted(tokenized, tmp_pat
     stats = tokenize.run(section("model"), section("tokenize", byte_fallback=False, character_coverage=0.995),
                          d / "splits", tmp_path / "tok", tmp_path / "tokenized")
     assert stats["splits"]["heldout"]["unk_tokens"] > 0 and stats["splits"]["train"]["byte_tokens"] == 0
+
+
+def test_a_copy_head_model_trains_resumes_exactly_and_is_evaluated(tokenized, tmp_path, monkeypatch):
+    """model.copy_head through the real train and evaluate stages: the Trainer saves and resumes the
+    pointer-generator (its copy layers included) and the evaluate stage loads it as one."""
+    import torch
+    from safetensors.torch import load_file
+
+    from emosum.pointer import MT5PointerGenerator
+
+    d, _ = tokenized
+    monkeypatch.chdir(tmp_path)
+    model_p = section("model", copy_head=True, copy_heads=2)
+    stats = train.run(model_p, section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model", tmp_path / "live")
+    assert stats["steps"] == 4
+    loaded = hf.load_pretrained(str(tmp_path / "model"))
+    assert isinstance(loaded, MT5PointerGenerator) and loaded.copy_head_mix.out_features == 2
+    # killed after step 2's checkpoint: the resumed run ends with the uninterrupted run's weights
+    run_dir = next((tmp_path / ".scratch" / "train").iterdir())
+    shutil.rmtree(run_dir / "checkpoint-4")
+    again = train.run(model_p, section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model2",
+                      tmp_path / "live2")
+    assert again["resumed_from_step"] == 2
+    first, second = load_file(tmp_path / "model" / "model.safetensors"), load_file(tmp_path / "model2" / "model.safetensors")
+    assert any(k.startswith("copy_") for k in first) and first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    metrics, preds, _ = evaluate.run(section("evaluate", max_label_values=20), tmp_path / "model", d / "tokenized",
+                                     d / "splits")
+    assert metrics["examples"] == 6 and len(preds) == 12 and 0 <= metrics["rougeL"] <= 100
