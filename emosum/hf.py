@@ -113,17 +113,17 @@ def scratch_model(cfg, tok, copy_head: bool = False, copy_heads: int = 1):
     import torch
     from transformers import MT5Config, MT5ForConditionalGeneration
 
-    extra = {}
+    config_cls, model_cls, extra = MT5Config, MT5ForConditionalGeneration, {}
     if copy_head:
-        from emosum.pointer import MT5PointerConfig as MT5Config  # noqa: F811
-        from emosum.pointer import MT5PointerGenerator as MT5ForConditionalGeneration  # noqa: F811
-        extra = {"copy_heads": copy_heads}
-    config = MT5Config(**extra, vocab_size=len(tok), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
+        from emosum import pointer
+
+        config_cls, model_cls, extra = pointer.MT5PointerConfig, pointer.MT5PointerGenerator, {"copy_heads": copy_heads}
+    config = config_cls(**extra, vocab_size=len(tok), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
                        num_heads=cfg.num_heads, num_layers=cfg.num_layers,
                        num_decoder_layers=cfg.num_decoder_layers, dropout_rate=cfg.dropout_rate,
                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
                        decoder_start_token_id=tok.pad_token_id)
-    model = MT5ForConditionalGeneration(config)
+    model = model_cls(config)
     # The default init draws embeddings with std 1 (a first loss near 100 instead of ~ln(vocab));
     # std d_model ** -0.5 (0.088 at d128; embedding_std null) fixed that but left the tied output logits so small that
     # the model could not become confident about a copied character: on the open-cause demo

@@ -3,6 +3,7 @@ loaded, started from a plain mT5, and copying tokens it never saw in training wh
 of the same size cannot."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from emosum import hf, pointer
@@ -19,9 +20,10 @@ def _batch():
     return x, (x != 0).long(), y
 
 
-def test_the_mixture_is_a_distribution_and_the_trainers_loss_is_the_models():
+@pytest.mark.parametrize("heads", [1, 4])
+def test_the_mixture_is_a_distribution_and_the_trainers_loss_is_the_models(heads):
     torch.manual_seed(0)
-    model = MT5PointerGenerator(MT5PointerConfig(vocab_size=40, **SHAPE))
+    model = MT5PointerGenerator(MT5PointerConfig(vocab_size=40, copy_heads=heads, **SHAPE))
     x, mask, y = _batch()
     out = model(input_ids=x, attention_mask=mask, labels=y)
     assert torch.allclose(out.logits.exp().sum(-1), torch.ones(2, 4), atol=1e-5)
@@ -29,8 +31,14 @@ def test_the_mixture_is_a_distribution_and_the_trainers_loss_is_the_models():
     # that already sum to one it is their negative log-likelihood, the model's own loss
     assert torch.allclose(token_mean_loss(out, y), out.loss, atol=1e-6)
     out.loss.backward()
-    for name in ("copy_query.weight", "copy_key.weight", "copy_gate.weight", "copy_continue.weight"):
+    names = ["copy_query.weight", "copy_key.weight", "copy_gate.weight", "copy_continue.weight"]
+    for name in names + (["copy_head_mix.weight"] if heads > 1 else []):
         assert model.get_parameter(name).grad.abs().sum() > 0, name
+
+
+def test_pointer_heads_that_do_not_divide_d_model_are_a_clear_error():
+    with pytest.raises(ValueError, match=r"model.copy_heads: 3 must divide model d_model \(32\)"):
+        MT5PointerGenerator(MT5PointerConfig(vocab_size=40, copy_heads=3, **SHAPE))
 
 
 def test_a_fully_copying_head_puts_the_mass_on_the_input_tokens_only():
