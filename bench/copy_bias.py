@@ -25,7 +25,7 @@ def main() -> int:
     from datasets import load_from_disk
     from transformers import AutoTokenizer
 
-    from emosum import dataio, demo_data, facts, handwritten, hf, params, selection
+    from emosum import dataio, demo_data, facts, guide, handwritten, hf, params, selection
     from emosum.generation import generate
     from emosum.summarize import generation_settings
     from stages import evaluate
@@ -49,7 +49,7 @@ def main() -> int:
     constant = facts.best_constant([r["summary"] for r in train_rows])
     hw_rows = dataio.read_jsonl(handwritten.DEFAULT_FILE)
     hw_ids = selection.encode(tok, [r["text"] for r in hw_rows], tok.model_max_length, prefix,
-                              selection.load(Path(args.model)))
+                              selection.load(Path(args.model)), guide.load(Path(args.model)))
     results = []
     for penalty in args.penalty:
         for bias in args.bias:

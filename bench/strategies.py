@@ -18,6 +18,10 @@ wrote the template with chance-level feelings: nothing to compare).
   skewed   the demo generator with --skew 0.6: 60% of the training pool from one narrow slice
            (one feeling, three cause frames, diaries), the held-out split as in the demo. Its test
            split is carved from the skewed pool (skewed too); the held-out split is not.
+  duplicated  the demo generator with --duplicates 0.3: 30% of the training pool retells an earlier
+           pair (near-duplicates: one sentence dropped, swapped or added). With --no-near-duplicates
+           the subsample stage's near-duplicate check is off (`near_duplicate_jaccard: null`), so
+           the cut alone decides how much redundancy the model trains on.
 
 Prints a table per pool (mean and range over seeds), then one JSON line.
 """
@@ -46,7 +50,7 @@ def scores(metrics: dict) -> dict:
             "constant_rougeL": metrics.get("constant_rougeL"), "lead_cause_half": lead.get("cause_half")}
 
 
-def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Path) -> dict:
+def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Path, near_dups: bool = True) -> dict:
     from emosum import params
     from stages import evaluate, subsample, tokenize, train
 
@@ -56,8 +60,10 @@ def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Pa
     doc["data"]["path"] = str(pool)
     doc["subsample"].update(strategy=strategy, seed=seed, max_samples=keep)
     doc["train"].update(seed=seed, max_steps=max_steps)
+    if not near_dups:
+        doc["subsample"]["near_duplicate_jaccard"] = None
     data, sub, model, tok, tr, ev = params.validate(doc, "data", "subsample", "model", "tokenize", "train", "evaluate")
-    out = tmp / f"{pool.stem}-{strategy}-{seed}"
+    out = tmp / f"{pool.stem}-{strategy}-{seed}-{int(near_dups)}"
     t0 = time.monotonic()
     s = subsample.run(data, sub, out / "splits", ev.fact_columns)
     tokenize.run(model, tok, out / "splits", out / "tokenizer", out / "tokenized")
@@ -65,9 +71,14 @@ def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Pa
     stats = train.run(model, tr, out / "tokenizer", out / "tokenized", out / "model", None, started=time.monotonic())
     metrics, _, _ = evaluate.run(ev, out / "model", out / "tokenized", out / "splits")
     cover = (s.get("coverage") or {}).get("kept", {})
+    kept_rows = [json.loads(line) for line in open(out / "splits" / "train.jsonl", encoding="utf-8")]
     return {"pool": pool.stem.split(".")[0], "strategy": strategy, "seed": seed, "kept": cover.get("kept"),
             "steps": stats["steps"], "train_s": stats["train_s"], "minutes": round((time.monotonic() - t0) / 60, 1),
             "coverage_mean": cover.get("mean_similarity_to_nearest_kept"),
+            "near_duplicates_dropped": (s.get("near_duplicates") or {}).get("found"),
+            # pairs kept whose summary another kept pair has too (the demo's summaries are unique
+            # except where a pair was retold): the redundancy the model trains on
+            "kept_repeated_summaries": len(kept_rows) - len({r["summary"] for r in kept_rows}),
             "test": scores(metrics), "heldout": scores(metrics.get("heldout", {"rougeL": None}))}
 
 
@@ -110,6 +121,9 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=600, help="training steps of every run (-1: the recipe's epochs)")
     ap.add_argument("--skew", type=float, default=0.6)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--duplicates", type=float, default=0.3, help="the duplicated pool's share of retold pairs")
+    ap.add_argument("--no-near-duplicates", dest="near_dups", action="store_false",
+                    help="subsample.near_duplicate_jaccard: null (exact duplicates only) in every run")
     args = ap.parse_args()
     import os
 
@@ -130,16 +144,23 @@ def main() -> None:
             with open(pools["skewed"], "w", encoding="utf-8") as f:
                 for r in demo_data.generate(13_000, 0, 400, skew=args.skew):
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        if "duplicated" in args.pools:
+            pools["duplicated"] = tmp / "duplicated.jsonl"
+            with open(pools["duplicated"], "w", encoding="utf-8") as f:
+                for r in demo_data.generate(13_000, 0, 400, duplicates=args.duplicates):
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
         for pool in args.pools.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 for strategy in args.strategies.split(","):
-                    r = one(pools[pool], strategy, seed, args.keep, args.max_steps, tmp)
+                    r = one(pools[pool], strategy, seed, args.keep, args.max_steps, tmp, args.near_dups)
                     r["pool"] = pool
                     rows.append(r)
                     print(f"{pool} {strategy} seed {seed}: {r['minutes']} min; test {r['test']}; "
-                          f"heldout {r['heldout']}; coverage {r['coverage_mean']}", file=sys.stderr, flush=True)
+                          f"heldout {r['heldout']}; coverage {r['coverage_mean']}; near-duplicates dropped "
+                          f"{r['near_duplicates_dropped']}, kept pairs repeating a summary {r['kept_repeated_summaries']}",
+                          file=sys.stderr, flush=True)
     print(f"\nsubsample strategies, {args.keep} training pairs kept, {args.max_steps} steps, seeds {args.seeds}, "
-          "params.yaml's recipe otherwise")
+          f"near-duplicate check {'on' if args.near_dups else 'off'}, params.yaml's recipe otherwise")
     for pool in args.pools.split(","):
         table(rows, pool)
     print(json.dumps({"keep": args.keep, "rows": rows}, ensure_ascii=False))

@@ -411,18 +411,53 @@ def make_pair(rng: random.Random, vocab: Vocab, narrow: bool = False) -> dict:
     return {"type": kind, "emotion": emotion, "cause": cause, "wording": wording, "text": text, "summary": summary}
 
 
-def generate(n: int = 13_000, seed: int = 0, heldout: int = 0, skew: float = 0.0) -> list[dict]:
+def retell(rng: random.Random, row: dict) -> dict:
+    """The same story told again, as scraped pools hold it (reposts, edits, the same post in two
+    forums): the same cause, feeling and summary; one sentence other than the one telling them
+    dropped or swapped for another (or, where there is none, one added), and sometimes the
+    punctuation of the end changed."""
+    sep = "\n" if row["type"] == "chat" else "。"
+    parts = row["text"].split(sep)
+    keep = [i for i, p in enumerate(parts) if p and row["cause"] not in p]
+    if keep:
+        i = rng.choice(keep)
+        if row["type"] != "chat" and rng.random() < 0.5:
+            parts[i] = rng.choice(["", ""] + WHEN) + rng.choice(FILLERS)
+        else:
+            del parts[i]
+    else:  # nothing but the story itself: the repost adds a line
+        filler = rng.choice(FILLERS)
+        parts.insert(len(parts) - 1 if parts[-1] == "" else len(parts), filler if row["type"] != "chat"
+                     else parts[0].split("：")[0] + "：" + filler)
+    text = sep.join(parts)
+    if row["type"] != "chat" and rng.random() < 0.3:
+        text = text.rstrip("。") + "！"
+    return {**row, "text": text}
+
+
+def generate(n: int = 13_000, seed: int = 0, heldout: int = 0, skew: float = 0.0,
+             duplicates: float = 0.0) -> list[dict]:
     """n pairs from the training vocabulary (split "train": the pipeline carves validation and test
     out of them), then `heldout` pairs from the held-out vocabulary and wordings (split "heldout").
     `skew`: the share of the n drawn from one narrow slice (SKEW_EMOTION, SKEW_FRAMES, diaries), a
-    skewed pool for comparing subsample strategies; the held-out pairs stay as they are."""
+    skewed pool for comparing subsample strategies; the held-out pairs stay as they are.
+    `duplicates`: the share of the n that retell an earlier training pair (`retell`: near-duplicates,
+    not exact copies; `duplicate_of` names the pair retold), a redundant pool for the same purpose."""
     rows = []
     for side, count in (("train", n), ("heldout", heldout)):
-        rng = random.Random(f"{seed}-{side}" if not skew or side == "heldout" else f"{seed}-{side}-skew{skew}")
+        tag = "".join(f"-{k}{v}" for k, v in (("skew", skew), ("dup", duplicates)) if v)
+        rng = random.Random(f"{seed}-{side}" if not tag or side == "heldout" else f"{seed}-{side}{tag}")
         vocab = Vocab(side == "heldout")
-        rows += [{"id": f"demo-{side}-{i:05d}", "split": side,
-                  **make_pair(rng, vocab, narrow=bool(skew) and side == "train" and rng.random() < skew)}
-                 for i in range(count)]
+        made: list[dict] = []
+        for i in range(count):
+            if side == "train" and duplicates and made and rng.random() < duplicates:
+                src = rng.choice(made)
+                rows.append({"id": f"demo-{side}-{i:05d}", "split": side, **retell(rng, src["row"]),
+                             "duplicate_of": src["id"]})
+                continue
+            pair = make_pair(rng, vocab, narrow=bool(skew) and side == "train" and rng.random() < skew)
+            made.append({"id": f"demo-{side}-{i:05d}", "row": pair})
+            rows.append({"id": f"demo-{side}-{i:05d}", "split": side, **pair})
     return rows
 
 
@@ -437,11 +472,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skew", type=float, default=0.0,
                     help="share of the training pairs from one narrow slice (a skewed pool; default 0)")
+    ap.add_argument("--duplicates", type=float, default=0.0,
+                    help="share of the training pairs that retell an earlier one (near-duplicates; default 0)")
     args = ap.parse_args()
     if not 0 <= args.skew < 1:
         ap.error(f"--skew {args.skew}: a share from 0 to below 1")
+    if not 0 <= args.duplicates < 1:
+        ap.error(f"--duplicates {args.duplicates}: a share from 0 to below 1")
     tmp = args.output + ".tmp"
-    rows = generate(args.n, args.seed, args.heldout, args.skew)
+    rows = generate(args.n, args.seed, args.heldout, args.skew, args.duplicates)
     # mtime=0 keeps the gzip bytes identical run to run (gzip stores a timestamp otherwise).
     with open(tmp, "wb") as raw:
         out = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if args.output.endswith(".gz") else raw

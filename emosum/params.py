@@ -116,6 +116,12 @@ class TokenizeParams(Section):
     select: Literal["lead", "learned", "auto"] = "auto"
     select_min_gain: float = Field(0.01, ge=0, le=1, description="auto: the least gain in validation "
                                    "coverage (share of reference bigrams kept) for the learned selection")
+    # guided inputs (emosum/guide.py): the clauses a scorer fitted on the training split's pairs
+    # picks as the ones the summary copies, written before the text (`clauses`), or none
+    guide: Literal["none", "clauses"] = "none"
+    guide_clauses: int = Field(2, ge=1, description="guide: at most this many clauses per input")
+    guide_min_probability: float = Field(0.5, ge=0, le=1, description="guide: a clause after the most probable "
+                                         "one joins the guide at this probability")
     source_length_percentile: float = Field(95, gt=0, le=100)
     prune_vocab: bool = Field(True, description="checkpoints: keep only the token ids the data uses")
     min_vocab: int = Field(0, ge=0, description="top the pruned vocabulary up to this size")

@@ -79,6 +79,7 @@ class Doc:
     sentences: list[tuple[int, int]]   # char spans
     ranges: list[tuple[int, int]]      # token index ranges [a, b) per sentence
     clause_split: int = 0              # sentences longer than the budget, cut into their clauses
+    guide_cut: int = 0                 # guide tokens cut to leave half the context to the text
 
     def chars(self, a: int, b: int) -> str:
         """The text of tokens [a, b)."""
@@ -117,21 +118,38 @@ def _ranges(starts: list[int], spans: list[tuple[int, int]]) -> list[tuple[int, 
     return ranges
 
 
-def tokenize_docs(tok, texts: list[str], prefix: str = "", batch: int = 1000, max_len: int | None = None) -> list[Doc]:
+def tokenize_docs(tok, texts: list[str], prefix: str = "", batch: int = 1000, max_len: int | None = None,
+                  guides: list[str] | None = None, separator: str = "") -> list[Doc]:
     """Each text tokenized once, cut into sentences; with max_len, a sentence longer than the
-    budget is cut into its clauses (Doc.clause_split counts those sentences)."""
+    budget is cut into its clauses (Doc.clause_split counts those sentences).
+
+    guides: per text, clauses to write before it (emosum/guide.py), then `separator`; they join the
+    prefix, which every selection keeps whole. With max_len a guide is cut to leave half the
+    context to the text (Doc.guide_cut counts the tokens cut)."""
     docs = []
     for i in range(0, len(texts), batch):
         chunk = texts[i:i + batch]
-        enc = tok([prefix + t for t in chunk], add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        for text, ids, offs in zip(chunk, enc["input_ids"], enc["offset_mapping"]):
-            n_prefix = sum(1 for s, _ in offs if s < len(prefix)) if prefix else 0
-            starts = [max(0, s - len(prefix)) for s, _ in offs[n_prefix:]]
+        heads = [prefix + g + separator if g else prefix for g in guides[i:i + batch]] if guides else [prefix] * len(chunk)
+        enc = tok([h + t for h, t in zip(heads, chunk)], add_special_tokens=False, return_offsets_mapping=True,
+                  verbose=False)
+        for text, head, ids, offs in zip(chunk, heads, enc["input_ids"], enc["offset_mapping"]):
+            n_prefix = sum(1 for s, _ in offs if s < len(head)) if head else 0
+            starts = [max(0, s - len(head)) for s, _ in offs[n_prefix:]]
+            prefix_ids, cut = list(ids[:n_prefix]), 0
+            if max_len is not None and head != prefix and n_prefix > max_len // 2:
+                # the guide's last tokens go, the source prefix and the separator stay
+                body_end = len(head) - len(separator)
+                n_lead = sum(1 for s, _ in offs[:n_prefix] if s < len(prefix))
+                n_body = sum(1 for s, _ in offs[:n_prefix] if len(prefix) <= s < body_end)
+                cut = n_prefix - max_len // 2
+                keep = max(0, n_body - cut)
+                prefix_ids = prefix_ids[:n_lead + keep] + prefix_ids[n_lead + n_body:]
+                cut = n_body - keep
             spans = sentence_spans(text)
             ranges = _ranges(starts, spans)
             split = 0
             if max_len is not None:
-                budget = max(1, max_len - 1 - n_prefix)
+                budget = max(1, max_len - 1 - len(prefix_ids))
                 if any(b - a > budget for a, b in ranges):
                     new = []
                     for (s0, s1), (a, b) in zip(spans, ranges):
@@ -140,7 +158,7 @@ def tokenize_docs(tok, texts: list[str], prefix: str = "", batch: int = 1000, ma
                         new += parts
                     spans = new
                     ranges = _ranges(starts, spans)
-            docs.append(Doc(text, list(ids[:n_prefix]), list(ids[n_prefix:]), starts, spans, ranges, split))
+            docs.append(Doc(text, prefix_ids, list(ids[n_prefix:]), starts, spans, ranges, split, cut))
     return docs
 
 
@@ -369,17 +387,22 @@ def select(docs: list[Doc], max_len: int, scorer: Scorer | None) -> list[list[tu
             out[i] = lead_ranges(d, budget_of(d, max_len))
         else:
             long.append(i)
-    budget = budget_of(docs[long[0]], max_len) if long else 0  # the prefix, hence the budget, is the same for all
-    for i, order in zip(long, scorer.orders([docs[i] for i in long], budget) if long else []):
-        out[i] = assemble(docs[i], order, budget)
+    by_budget: dict[int, list[int]] = {}  # a guide in the prefix makes budgets differ between inputs
+    for i in long:
+        by_budget.setdefault(budget_of(docs[i], max_len), []).append(i)
+    for budget, idx in by_budget.items():
+        for i, order in zip(idx, scorer.orders([docs[i] for i in idx], budget)):
+            out[i] = assemble(docs[i], order, budget)
     return out
 
 
-def encode(tok, texts: list[str], max_len: int, prefix: str = "", scorer: Scorer | None = None) -> list[list[int]]:
-    """Input ids for `texts` as the model was trained: prefix + text + eos when it fits, else the
-    lead (no scorer) or the learned selection, max_len tokens at most. The one path for the
-    tokenize stage and `summarize`."""
-    docs = tokenize_docs(tok, texts, prefix, max_len=max_len)
+def encode(tok, texts: list[str], max_len: int, prefix: str = "", scorer: Scorer | None = None,
+           guide=None) -> list[list[int]]:
+    """Input ids for `texts` as the model was trained: prefix (+ the guide's clauses and separator)
+    + text + eos when it fits, else the lead (no scorer) or the learned selection, max_len tokens at
+    most. The one path for the tokenize stage and `summarize`."""
+    guides, sep = (guide.guides(texts), guide.separator) if guide is not None else (None, "")
+    docs = tokenize_docs(tok, texts, prefix, max_len=max_len, guides=guides, separator=sep)
     return [ids_of(d, r, tok.eos_token_id) for d, r in zip(docs, select(docs, max_len, scorer))]
 
 
@@ -389,17 +412,22 @@ def _mean(xs) -> float | None:
 
 
 def plan(mode: str, tok, rows: dict[str, list[dict]], max_len: int, prefix: str = "", min_gain: float = 0.01,
-         seed: int = 0) -> tuple[Scorer | None, dict, dict]:
+         seed: int = 0, guides: dict[str, list[str]] | None = None,
+         separator: str = "") -> tuple[Scorer | None, dict, dict]:
     """The tokenize stage's selection: fit the scorer on the training split (when `mode` asks for
     it and some input is longer than the budget), decide (`auto`: learned only where it raises the
     validation coverage over lead by `min_gain`), and measure coverage per split for what is kept,
     the lead, the learned selection, the greedy oracle and the whole input.
 
+    guides: per split, the clauses written before each input (emosum/guide.py), then `separator`.
+
     Returns (the scorer to save or None, {split: token ranges per row}, stats for the metrics)."""
     import time
 
     t0 = time.perf_counter()
-    docs = {s: tokenize_docs(tok, [r["text"] for r in rs], prefix, max_len=max_len) for s, rs in rows.items()}
+    docs = {s: tokenize_docs(tok, [r["text"] for r in rs], prefix, max_len=max_len, separator=separator,
+                             guides=guides[s] if guides else None)
+            for s, rs in rows.items()}
     refs = {s: [r["summary"] for r in rs] for s, rs in rows.items()}
     long = {s: [i for i, d in enumerate(ds) if not fits(d, max_len)] for s, ds in docs.items()}
     oracle = {s: {i: oracle_order(docs[s][i], refs[s][i], budget_of(docs[s][i], max_len)) for i in long[s]}
@@ -453,6 +481,9 @@ def plan(mode: str, tok, rows: dict[str, list[dict]], max_len: int, prefix: str 
             # inputs holding one
             "sentences_cut_into_clauses": sum(d.clause_split for d in docs[s]),
             "inputs_with_clauses": sum(d.clause_split > 0 for d in docs[s]),
+            # what every input keeps before its text: the source prefix and, guided, the guide
+            "prefix_tokens_mean": round(sum(len(d.prefix_ids) for d in docs[s]) / max(1, len(docs[s])), 2),
+            "guides_cut": sum(d.guide_cut > 0 for d in docs[s]),
             "coverage": {"kept": _mean(cov[used][s]), **{k: _mean(c[s]) for k, c in cov.items()}},
             "coverage_long_inputs": {"kept": _mean(cov[used][s][i] for i in n_long),
                                      **{k: _mean(c[s][i] for i in n_long) for k, c in cov.items()}},

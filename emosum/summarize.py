@@ -6,7 +6,7 @@
 
 Loads model/ (or --model DIR), fits long inputs to the model's context as it was trained (the
 tokenizer's saved max length; the sentence selection saved with the model, `selector.json`, else
-the first tokens; the source prefix from params.yaml when present), generates in length-sorted batches
+the first tokens; the guide clauses before the text where the model has `guide.json`; the source prefix from params.yaml when present), generates in length-sorted batches
 with the evaluate section's generation params unless overridden, and keeps the input order.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def summarize(texts: list[str], model_dir: str = "model", gen=None, prefix: str = "", progress: bool = False):
-    from emosum import hf, selection
+    from emosum import guide, hf, selection
     from emosum.generation import generate
 
     hf.offline_env(False)
@@ -27,7 +27,8 @@ def summarize(texts: list[str], model_dir: str = "model", gen=None, prefix: str 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = hf.load_pretrained(model_dir)
     # the tokenize stage's own path: the same ids for the same text, selected or truncated
-    ids = selection.encode(tok, texts, tok.model_max_length, prefix, selection.load(Path(model_dir)))
+    ids = selection.encode(tok, texts, tok.model_max_length, prefix, selection.load(Path(model_dir)),
+                           guide.load(Path(model_dir)))
     return generate(model, tok, ids, gen, desc="summarize", progress=progress)
 
 
@@ -49,7 +50,7 @@ def generation_settings(params_file: str, **overrides):
 
 
 def main(argv=None) -> int:
-    from emosum import dataio, params, selection
+    from emosum import dataio, guide, params, selection
 
     ap = argparse.ArgumentParser(prog="summarize", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
         gen, prefix = generation_settings(args.params, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
                                           batch_size=args.batch_size, copy_bias=args.copy_bias)
         out = summarize(texts, args.model, gen, prefix, progress=len(texts) > 1)
-    except (dataio.DataError, params.ParamsError, selection.SelectorError) as e:
+    except (dataio.DataError, params.ParamsError, selection.SelectorError, guide.GuideError) as e:
         print(f"summarize: {e}", file=sys.stderr)
         return 1
     rows = [{"text": t, "summary": s} for t, s in zip(texts, out)]

@@ -46,7 +46,7 @@ def step_aligned_dvclive(live):
 
 
 def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps, losses, evals,
-               selected: bool = False) -> str:
+               selected: bool = False, guided: bool = False) -> str:
     """model/README.md: what this model is and how it was made. No dates or timings, so the same
     params and data give the same card."""
     import yaml
@@ -66,6 +66,8 @@ def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps,
         f"- Data: {len(ds['train']):,} training pairs, {len(ds['validation']):,} validation pairs",
         "- Long inputs: " + ("the sentences the saved scorer (selector.json) picks, up to the tokenizer's max length; "
                              "`summarize` applies it" if selected else "the first tokens, up to the tokenizer's max length"),
+        "- Guide: " + ("the clauses the saved clause scorer (guide.json) picks are written before each input; "
+                       "`summarize` does the same" if guided else "none"),
         f"- Training: {steps} steps, precision {precision}; final training loss "
         f"{losses[-1] if losses else float('nan'):.4f}, validation loss {evals[-1] if evals else float('nan'):.4f}",
         "- Test-set ROUGE: see metrics/eval.json in the repository that made this model", "",
@@ -74,20 +76,21 @@ def model_card(model_p, cfg, model, ds, keep, n_params_before, precision, steps,
                                                   allow_unicode=True, sort_keys=False).rstrip(), "```", ""])
 
 
-def save_model(trainer, tok, selector_dir: Path | None, card: str, out_dir: Path) -> None:
-    """model/: weights, tokenizer, the input selection when there is one, the model card; written
-    to a temporary folder and renamed. No pickle: the Trainer's training_args.bin (a pickled
-    TrainingArguments) is removed, the card holds the params."""
+def save_model(trainer, tok, tok_dir: Path | None, card: str, out_dir: Path) -> None:
+    """model/: weights, tokenizer, the input selection and the guide when there are (from tok_dir),
+    the model card; written to a temporary folder and renamed. No pickle: the Trainer's
+    training_args.bin (a pickled TrainingArguments) is removed, the card holds the params."""
     import shutil
 
-    from emosum import dataio, selection
+    from emosum import dataio, guide, selection
 
     with dataio.atomic_path(out_dir, is_dir=True) as tmp:
         trainer.save_model(str(tmp))
         (tmp / "training_args.bin").unlink(missing_ok=True)
         tok.save_pretrained(str(tmp))
-        if selector_dir is not None:  # the input selection travels with the model
-            shutil.copy2(selector_dir / selection.FILE, tmp / selection.FILE)
+        for name in (selection.FILE, guide.FILE):  # the input selection and the guide travel with the model
+            if tok_dir is not None and (tok_dir / name).is_file():
+                shutil.copy2(tok_dir / name, tmp / name)
         (tmp / "README.md").write_text(card, encoding="utf-8")
 
 

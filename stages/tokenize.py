@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, hf, params, prune, selection
+from emosum import dataio, guide as guiding, hf, params, prune, selection
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.tokenize")
@@ -140,10 +140,26 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
     rows = {s: [json.loads(l) for l in open(splits_dir / f"{s}.jsonl", encoding="utf-8")]
             for s in split_names(splits_dir)}
     t0 = time.perf_counter()
+    guide, guide_stats = None, {"used": "none"}
+    if cfg.guide == "clauses":
+        guide = guiding.ClauseScorer.fit([r["text"] for r in rows["train"]], [r["summary"] for r in rows["train"]],
+                                         cfg.guide_clauses, cfg.guide_min_probability)
+        guide_stats = {"used": "clauses", "fit_seconds": round(time.perf_counter() - t0, 2), "fitted": guide.fitted,
+                       "splits": {s: guiding.measure(guide, [r["text"] for r in rs], [r["summary"] for r in rs])
+                                  for s, rs in rows.items()}}
+        for s, st in guide_stats["splits"].items():
+            log.info("guide %s: holds the oracle's clause in %.1f%% of %d inputs, covers %.3f of the reference "
+                     "bigrams, %.2f clauses a guide, %d inputs unguided (one clause)", s,
+                     100 * st["holds_oracle_clause"], st["rows"], st["coverage"] or 0, st["clauses_per_guide"],
+                     st["unguided"])
+    guides = {s: guide.guides([r["text"] for r in rs]) for s, rs in rows.items()} if guide else None
+    guided = {s: [(g + guide.separator if g else "") + r["text"] for g, r in zip(guides[s], rs)] if guide
+              else [r["text"] for r in rs] for s, rs in rows.items()}
+    t0 = time.perf_counter()
     stats_vocab: dict = {}
     with dataio.atomic_path(tok_dir, is_dir=True) as tmp_tok:
         if hf.is_scratch(model.name):
-            tok = train_sentencepiece([r["text"] for r in rows["train"]] +
+            tok = train_sentencepiece(guided["train"] +
                                       [r["summary"] for r in rows["train"]], cfg.vocab_size, tmp_tok,
                                       cfg.max_piece_length, cfg.character_coverage, cfg.byte_fallback)
             log.info("trained SentencePiece on %d training pairs: %d pieces (asked %d) in %.1fs",
@@ -154,22 +170,25 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
             stats_vocab["original_vocab_size"] = len(tok)
             if cfg.prune_vocab:
                 # train + validation texts: validation loss must not meet ids the model lost
-                texts = [model.source_prefix + r["text"] for s in ("train", "validation") for r in rows[s]]
+                texts = [model.source_prefix + t for s in ("train", "validation") for t in guided[s]]
                 texts += [r["summary"] for s in ("train", "validation") for r in rows[s]]
                 tok, _ = prune.prune_tokenizer(tok, texts, tmp_tok, cfg.min_vocab)
-        max_src = resolve_max_source_length(tok, [model.source_prefix + r["text"] for r in rows["train"]], cfg)
+        max_src = resolve_max_source_length(tok, [model.source_prefix + t for t in guided["train"]], cfg)
         tok.model_max_length = max_src  # summarize truncates new inputs the same way
         scorer, input_ids, sel = selection.plan(cfg.select, tok, rows, max_src, model.source_prefix,
-                                                cfg.select_min_gain)
+                                                cfg.select_min_gain, guides=guides,
+                                                separator=guide.separator if guide else "")
         tok.save_pretrained(str(tmp_tok))
         if scorer is not None:
             selection.save(scorer, tmp_tok)  # travels with the tokenizer into model/
+        if guide is not None:
+            guiding.save(guide, tmp_tok)  # so does the guide
     stats = {"vocab_size": len(tok), **stats_vocab, "max_source_length": max_src, "splits": {}}
 
     dd = DatasetDict()
     tok_json = tok.backend_tokenizer.to_str()  # serialised once (megabytes for a full mT5 vocabulary)
     for split in rows:
-        texts = [model.source_prefix + r["text"] for r in rows[split]]
+        texts = [model.source_prefix + t for t in guided[split]]
         src, src_trunc = token_stats(tok, texts, max_src)
         unk = unknown_tokens(tok, tok(texts + [r["summary"] for r in rows[split]], verbose=False)["input_ids"])
         tgt, tgt_trunc = token_stats(tok, [r["summary"] for r in rows[split]], cfg.max_target_length,
@@ -191,6 +210,7 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
                            desc=f"tokenize {split}",
                            new_fingerprint=fingerprint(tok_json, rows[split], model, cfg, max_src, ids))
     stats["selection"] = sel
+    stats["guide"] = guide_stats
     with dataio.atomic_path(out_dir, is_dir=True) as tmp:
         dd.save_to_disk(str(tmp))
     tr = stats["splits"]["train"]

@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from emosum import budget, checkpoints, dataio, hf, launch, machine, memory, params, prune, selection, speed, stopping
+from emosum import budget, checkpoints, dataio, guide, hf, launch, machine, memory, params, prune, selection, speed, stopping
 from emosum import precision as prec
 from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, save_model,
                                  step_aligned_dvclive, timed_trainer, token_mean_loss)
@@ -169,10 +169,9 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
     # generation's default length (evaluate.max_new_tokens: auto): the longest training summary, eos included
     model.generation_config.max_new_tokens = max(label_lens)
     if trainer.is_world_process_zero():
-        selected = (tok_dir / selection.FILE).is_file()
         card = model_card(model_p, cfg, model, ds, keep, n_params_before, precision, state.global_step, losses,
-                          evals, selected)
-        save_model(trainer, tok, tok_dir if selected else None, card, out_dir)
+                          evals, (tok_dir / selection.FILE).is_file(), (tok_dir / guide.FILE).is_file())
+        save_model(trainer, tok, tok_dir, card, out_dir)
     wall = time.monotonic() - started  # the stage's start to the saved model: the time a budget counts
     samples = state.global_step * cfg.batch_size * accum * world
     tokens = timer.real_tokens() * world  # real (non-padding) tokens this run, all ranks alike

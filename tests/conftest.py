@@ -65,6 +65,19 @@ def tiny_tokenized(d: Path, n: int = 80, fact_columns=()) -> Path:
     return d
 
 
+def train_one_step(d: Path) -> Path:
+    """The train stage, one step of the tiny config, on d/tokenizer and d/tokenized, into d/model
+    (run from d: the stage writes its scratch folder under the working directory)."""
+    import contextlib
+
+    from stages import train
+
+    with contextlib.chdir(d):
+        train.run(tiny_section("model"), tiny_section("train", max_steps=1), d / "tokenizer", d / "tokenized",
+                  d / "model", None)
+    return d / "model"
+
+
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path_factory):
     # precision auto's remembered answers: per test session, not the user's ~/.cache

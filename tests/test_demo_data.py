@@ -102,3 +102,30 @@ def test_a_skewed_pool_crowds_one_slice_and_leaves_the_heldout_split_alone():
     # crowded, not copies: three frames repeat causes (about 80% distinct), the texts around them vary
     assert len({r["cause"] for r in narrow}) > 0.5 * len(narrow) and len({r["text"] for r in narrow}) == len(narrow)
     assert [r for r in skewed if r["split"] == "heldout"] == [r for r in plain if r["split"] == "heldout"]
+
+
+def test_a_duplicated_pool_retells_earlier_pairs_that_the_near_duplicate_check_finds():
+    """--duplicates: a share of the training pairs retell an earlier one (same cause, feeling and
+    summary, one other sentence dropped or swapped): near-duplicates, not copies, most of which
+    the subsample stage's check (character 5-gram Jaccard >= 0.6) finds."""
+    from emosum import near_dups
+
+    plain, dup = demo_data.generate(1500, 0, 50), demo_data.generate(1500, 0, 50, duplicates=0.3)
+    train = [r for r in dup if r["split"] == "train"]
+    by_id = {r["id"]: r for r in train}
+    retold = [r for r in train if "duplicate_of" in r]
+    assert 0.25 < len(retold) / len(train) < 0.35
+    for r in retold:
+        src = by_id[r["duplicate_of"]]
+        assert "duplicate_of" not in src and src["id"] < r["id"]
+        assert (r["summary"], r["cause"], r["emotion"]) == (src["summary"], src["cause"], src["emotion"])
+        assert r["cause"] in r["text"] and r["text"] != src["text"]
+    sims = [near_dups.jaccard(near_dups.shingles(r["text"]), near_dups.shingles(by_id[r["duplicate_of"]]["text"]))
+            for r in retold]
+    assert sum(s >= 0.6 for s in sims) / len(sims) > 0.6  # most are near-duplicates at the stage's threshold
+    found = near_dups.find([r["text"] for r in train], ["train"] * len(train), 0.6, ["train"])
+    dropped = {train[i]["id"] for i, _, _ in found}
+    assert len(dropped & {r["id"] for r in retold}) >= 0.9 * sum(s >= 0.6 for s in sims)
+    # the held-out split and the default pool are untouched by the option
+    assert [r for r in dup if r["split"] == "heldout"] == [r for r in plain if r["split"] == "heldout"]
+    assert demo_data.generate(1500, 0, 50, duplicates=0.0) == plain

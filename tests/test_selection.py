@@ -2,14 +2,13 @@
 `auto` falling back to lead, one path for the tokenize stage and `summarize`, a scorer saved as
 plain JSON."""
 import json
-import os
 import pickle
 
 import pytest
 
-from conftest import tiny_section as section, write_demo_rows
+from conftest import tiny_section as section, train_one_step, write_demo_rows
 from emosum import params, selection, summarize
-from stages import subsample, tokenize, train
+from stages import subsample, tokenize
 
 FILLER = ["今天天气不错。", "楼下的装修声从早响到晚。", "中午在公司楼下吃了碗面。", "手机屏幕又摔裂了一角。",
           "晚上追了一部老剧。", "闹钟响了三次才起来。", "新买的耳机音质还行。", "公交车晚点了二十分钟。"]
@@ -130,13 +129,7 @@ def test_summarize_feeds_the_model_the_ids_evaluate_does(tmp_path, monkeypatch):
     stats = tokenize.run(section("model"), section("tokenize", max_source_length=24, select="learned"),
                          tmp_path / "splits", tmp_path / "tokenizer", tmp_path / "tokenized")
     assert stats["selection"]["used"] == "learned" and (tmp_path / "tokenizer" / selection.FILE).is_file()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        train.run(section("model"), section("train", max_steps=1), tmp_path / "tokenizer", tmp_path / "tokenized",
-                  tmp_path / "model", None)
-    finally:
-        os.chdir(cwd)
+    train_one_step(tmp_path)
     assert (tmp_path / "model" / selection.FILE).is_file()
     test_rows = [json.loads(line) for line in open(tmp_path / "splits" / "test.jsonl", encoding="utf-8")]
     expected = load_from_disk(str(tmp_path / "tokenized"))["test"]["input_ids"]
