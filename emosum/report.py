@@ -25,6 +25,8 @@ COLUMNS = [  # (header, metrics file, key, format)
     ("word ROUGE-L", "metrics/eval.json", "word_rougeL", "{:.2f}"),
     ("lead-k ROUGE-L", "metrics/eval.json", "lead_rougeL", "{:.2f}"),
     ("constant ROUGE-L", "metrics/eval.json", "constant_rougeL", "{:.2f}"),
+    # tokenize.guide: the guide's clauses alone as the summary, the floor a guided run must beat
+    ("guide ROUGE-L", "metrics/eval.json", "guide_rougeL", "{:.2f}"),
     # low: the model writes the same few summaries whatever the input (ROUGE can hide it)
     ("distinct outputs", "metrics/eval.json", "distinct_predictions_share", "{:.0%}"),
     # what the model saw: the share of the test references' character bigrams in its (selected or

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, facts, hf, machine, params, rouge
+from emosum import dataio, facts, guide as guiding, hf, machine, params, rouge
 from emosum.generation import generate, max_new_tokens
 from emosum.logs import setup_logging
 
@@ -66,8 +66,9 @@ def score(sources: list[str], preds: list[str], refs: list[str], constant: str =
 
 
 def fact_metrics(cfg: params.EvaluateParams, preds: list[str], sources: list[str], constant: str,
-                 rows: list[dict], train_rows: list[dict]) -> tuple[dict, dict]:
-    """Fact recall of the model and of both floors (the floors show what chance gives)."""
+                 rows: list[dict], train_rows: list[dict], guides: list[str] | None = None) -> tuple[dict, dict]:
+    """Fact recall of the model and of both floors (the floors show what chance gives), and of the
+    guide alone where the model reads one."""
     cols = cfg.fact_columns
     if not cols:  # data without them (CSL, VCSum): ROUGE and its floors only
         log.info("fact recall: not measured (evaluate.fact_columns is empty)")
@@ -84,6 +85,8 @@ def fact_metrics(cfg: params.EvaluateParams, preds: list[str], sources: list[str
            "lead_fact_recall": facts.recall(lead, facts_, cols, known, cfg.max_label_values)[0],
            "constant_fact_recall": facts.recall([constant] * len(rows), facts_, cols, known,
                                                 cfg.max_label_values)[0]}
+    if guides is not None:
+        out["guide_fact_recall"] = facts.recall(guides, facts_, cols, known, cfg.max_label_values)[0]
     for col in cols:
         log.info("fact recall %s: %s (lead floor %s, constant summary %s); most frequent confusions: %s", col,
                  model[col], out["lead_fact_recall"][col], out["constant_fact_recall"][col],
@@ -115,7 +118,7 @@ def predictions_table(predictions: list[dict], n: int) -> str:
 # what an extra test split reports (the test split reports everything, at the top level)
 SPLIT_KEYS = ("rouge1", "rouge2", "rougeL", "word_rougeL", "lead_k", "lead_rougeL", "constant_rougeL",
               "rougeL_minus_lead", "rougeL_minus_constant", "distinct_predictions_share", "examples",
-              "fact_recall", "lead_fact_recall", "constant_fact_recall")
+              "fact_recall", "lead_fact_recall", "constant_fact_recall", "guide_rougeL", "guide_fact_recall")
 
 
 def eval_splits(tokenized: Path) -> list[str]:
@@ -127,7 +130,7 @@ def eval_splits(tokenized: Path) -> list[str]:
 
 
 def run_split(cfg: params.EvaluateParams, model, tok, ids: list, rows: list[dict], train_rows: list[dict],
-              constant: str, split: str) -> tuple[dict, list, dict]:
+              constant: str, split: str, guide=None) -> tuple[dict, list, dict]:
     if len(rows) != len(ids):
         raise ValueError(f"data/splits/{split}.jsonl has {len(rows)} rows but data/tokenized/{split} has "
                          f"{len(ids)}: rerun the tokenize stage (dvc repro)")
@@ -136,7 +139,12 @@ def run_split(cfg: params.EvaluateParams, model, tok, ids: list, rows: list[dict
     gen_s = time.perf_counter() - t0
     sources = [r["text"] for r in rows]
     metrics, per_ex = score(sources, preds, [r["summary"] for r in rows], constant)
-    fact_scores, details = fact_metrics(cfg, preds, sources, constant, rows, train_rows)
+    guides = None
+    if guide is not None:  # a third floor: the clauses the guide writes before the input, as the summary
+        guides = guide.guides(sources)
+        metrics["guide_rougeL"] = round(100 * rouge.rouge(guides, [r["summary"] for r in rows], "char")["rougeL"], 2)
+        log.info("%s: the guide alone (tokenize.guide) scores ROUGE-L %.2f", split, metrics["guide_rougeL"])
+    fact_scores, details = fact_metrics(cfg, preds, sources, constant, rows, train_rows, guides)
     metrics.update(fact_scores)
     metrics.update(generation_s=round(gen_s, 2), examples_per_s=round(len(preds) / gen_s, 2))
     log.info("%s: %d examples in %.1fs: ROUGE-1/2/L %.2f/%.2f/%.2f (words: L %.2f); floors L: lead-%d %.2f, "
@@ -162,10 +170,11 @@ def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, splits_dir
     ds = load_from_disk(str(tokenized))
     train_rows = dataio.read_jsonl(splits_dir / "train.jsonl")
     constant = facts.best_constant([r["summary"] for r in train_rows])
+    guide = guiding.load(model_dir)
     metrics, predictions, details = {}, [], {}
     for split in eval_splits(tokenized):
         rows = dataio.read_jsonl(splits_dir / f"{split}.jsonl")
-        m, p, d = run_split(cfg, model, tok, ds[split]["input_ids"], rows, train_rows, constant, split)
+        m, p, d = run_split(cfg, model, tok, ds[split]["input_ids"], rows, train_rows, constant, split, guide)
         predictions += p
         details[split] = d
         if split == "test":

@@ -8,7 +8,9 @@ Inputs longer than tokenize.max_source_length are cut to it by `tokenize.select`
 first tokens), or sentences chosen by a scorer fitted on the training split (emosum/selection.py;
 `auto`: only where that raises the validation coverage over lead); the same fitted scorer selects
 the training, validation and test inputs and is saved with the tokenizer (data/tokenizer/
-selector.json), so the model and `summarize` see the same kind of input. Summaries are truncated
+selector.json), so the model and `summarize` see the same kind of input. With tokenize.guide:
+clauses, a clause scorer fitted on the training pairs (emosum/guide.py) writes before every input
+the clauses its summary most likely copies, and is saved beside it (guide.json). Summaries are truncated
 to max_target_length. Stores unpadded ids: padding (labels with -100) happens per batch at
 collation time, so no step pays for max-length padding. Writes data/tokenizer/, data/tokenized/
 and metrics/tokenize.json (token lengths, the share truncated, and the coverage of the reference

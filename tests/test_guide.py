@@ -139,3 +139,27 @@ def test_a_guided_model_and_summarize_see_the_ids_evaluate_does(tmp_path, monkey
     seen.clear()
     summarize.summarize([r["text"] for r in test_rows], str(tmp_path / "model"))
     assert seen["ids"] != expected and not any(sep_id in ids for ids in seen["ids"])
+
+
+def test_evaluate_scores_the_guide_alone_as_a_third_floor(tmp_path):
+    """A guided model's evaluation reports what writing the guide's clauses as the summary scores
+    (ROUGE-L and fact recall), beside the lead and the constant summary; an unguided one does not."""
+    from conftest import tiny_tokenized
+    from stages import evaluate
+
+    d = tiny_tokenized(tmp_path / "plain", n=120, fact_columns=["cause", "emotion"])
+    train_one_step(d)
+    ev = section("evaluate", fact_columns=["cause", "emotion"], num_beams=1)
+    plain, _, _ = evaluate.run(ev, d / "model", d / "tokenized", d / "splits")
+    assert "guide_rougeL" not in plain and "guide_fact_recall" not in plain
+    tokenize.run(section("model"), section("tokenize", guide="clauses"), d / "splits", d / "tokenizer", d / "tokenized")
+    train_one_step(d)
+    guided, _, _ = evaluate.run(ev, d / "model", d / "tokenized", d / "splits")
+    rows = [json.loads(line) for line in open(d / "splits" / "test.jsonl", encoding="utf-8")]
+    g = guide.load(d / "model").guides([r["text"] for r in rows])
+    from emosum import rouge
+
+    assert guided["guide_rougeL"] == round(100 * rouge.rouge(g, [r["summary"] for r in rows], "char")["rougeL"], 2)
+    assert guided["guide_rougeL"] > guided["lead_rougeL"]  # the guide holds the copied clause; the lead seldom
+    cause = sum(r["facts"]["cause"] in x for r, x in zip(rows, g)) / len(rows)
+    assert guided["guide_fact_recall"]["cause"] == pytest.approx(cause, abs=0.01)
