@@ -153,14 +153,11 @@ class ClauseScorer:
             out.append(sorted(int(j) for k, j in enumerate(order) if k == 0 or p[j] >= self.min_probability))
         return out
 
-    def guides(self, texts: list[str]) -> list[str]:
+    def guides(self, texts: list[str], picks: list[list[int]] | None = None) -> list[str]:
         """Each text's guide: its guide clauses joined ('' for none); the separator is added where
-        the guide meets the text (selection.tokenize_docs)."""
-        out = []
-        for t, picked in zip(texts, self.picks(texts)):
-            d = clauses(t)
-            out.append("".join(d[j] for j in picked).strip())
-        return out
+        the guide meets the text (selection.tokenize_docs). `picks`: self.picks(texts), if made."""
+        picks = self.picks(texts) if picks is None else picks
+        return ["".join(clauses(t)[j] for j in picked).strip() for t, picked in zip(texts, picks)]
 
     def to_json(self) -> dict:
         v = self.vectorizer
@@ -205,14 +202,15 @@ def load(folder: Path) -> ClauseScorer | None:
         raise GuideError(f"{path}: not a readable clause guide ({e}); rerun `dvc repro` to rebuild it") from None
 
 
-def measure(scorer: ClauseScorer, texts: list[str], references: list[str]) -> dict:
+def measure(scorer: ClauseScorer, texts: list[str], references: list[str],
+            picks: list[list[int]] | None = None) -> dict:
     """How the guide agrees with the oracle on one split: the share of texts whose guide holds the
     oracle's first clause (the one holding most of the summary), the guide's coverage of the
     reference bigrams, clauses per guide, and texts without a guide."""
     from emosum.selection import coverage
 
     hits, covs, n_clauses, none = 0, [], 0, 0
-    for t, ref, picked in zip(texts, references, scorer.picks(texts)):
+    for t, ref, picked in zip(texts, references, scorer.picks(texts) if picks is None else picks):
         d = clauses(t)
         first = oracle(d, ref)[:1]
         hits += bool(first) and first[0] in picked

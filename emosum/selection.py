@@ -129,7 +129,8 @@ def tokenize_docs(tok, texts: list[str], prefix: str = "", batch: int = 1000, ma
     docs = []
     for i in range(0, len(texts), batch):
         chunk = texts[i:i + batch]
-        heads = [prefix + g + separator if g else prefix for g in guides[i:i + batch]] if guides else [prefix] * len(chunk)
+        heads = ([prefix + g + separator if g else prefix for g in guides[i:i + batch]] if guides
+                 else [prefix] * len(chunk))
         enc = tok([h + t for h, t in zip(heads, chunk)], add_special_tokens=False, return_offsets_mapping=True,
                   verbose=False)
         for text, head, ids, offs in zip(chunk, heads, enc["input_ids"], enc["offset_mapping"]):

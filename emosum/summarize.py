@@ -6,7 +6,8 @@
 
 Loads model/ (or --model DIR), fits long inputs to the model's context as it was trained (the
 tokenizer's saved max length; the sentence selection saved with the model, `selector.json`, else
-the first tokens; the guide clauses before the text where the model has `guide.json`; the source prefix from params.yaml when present), generates in length-sorted batches
+the first tokens; the guide clauses before the text where the model has `guide.json`; the source
+prefix from params.yaml when present), generates in length-sorted batches
 with the evaluate section's generation params unless overridden, and keeps the input order.
 """
 from __future__ import annotations

@@ -142,19 +142,21 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
     rows = {s: [json.loads(l) for l in open(splits_dir / f"{s}.jsonl", encoding="utf-8")]
             for s in split_names(splits_dir)}
     t0 = time.perf_counter()
-    guide, guide_stats = None, {"used": "none"}
+    guide, guide_stats, guides = None, {"used": "none"}, None
     if cfg.guide == "clauses":
         guide = guiding.ClauseScorer.fit([r["text"] for r in rows["train"]], [r["summary"] for r in rows["train"]],
                                          cfg.guide_clauses, cfg.guide_min_probability)
-        guide_stats = {"used": "clauses", "fit_seconds": round(time.perf_counter() - t0, 2), "fitted": guide.fitted,
-                       "splits": {s: guiding.measure(guide, [r["text"] for r in rs], [r["summary"] for r in rs])
-                                  for s, rs in rows.items()}}
+        fit_s = round(time.perf_counter() - t0, 2)
+        picks = {s: guide.picks([r["text"] for r in rs]) for s, rs in rows.items()}  # once: guides and stats share them
+        guides = {s: guide.guides([r["text"] for r in rs], picks[s]) for s, rs in rows.items()}
+        guide_stats = {"used": "clauses", "fit_seconds": fit_s, "fitted": guide.fitted,
+                       "splits": {s: guiding.measure(guide, [r["text"] for r in rs], [r["summary"] for r in rs],
+                                                     picks[s]) for s, rs in rows.items()}}
         for s, st in guide_stats["splits"].items():
             log.info("guide %s: holds the oracle's clause in %.1f%% of %d inputs, covers %.3f of the reference "
                      "bigrams, %.2f clauses a guide, %d inputs unguided (one clause)", s,
                      100 * st["holds_oracle_clause"], st["rows"], st["coverage"] or 0, st["clauses_per_guide"],
                      st["unguided"])
-    guides = {s: guide.guides([r["text"] for r in rs]) for s, rs in rows.items()} if guide else None
     guided = {s: [(g + guide.separator if g else "") + r["text"] for g, r in zip(guides[s], rs)] if guide
               else [r["text"] for r in rs] for s, rs in rows.items()}
     t0 = time.perf_counter()

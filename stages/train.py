@@ -20,7 +20,8 @@ import logging
 import sys
 from pathlib import Path
 
-from emosum import budget, checkpoints, dataio, guide, hf, launch, machine, memory, params, prune, selection, speed, stopping
+from emosum import (budget, checkpoints, dataio, guide, hf, launch, machine, memory, params, prune, selection, speed,
+                    stopping)
 from emosum import precision as prec
 from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, save_model,
                                  step_aligned_dvclive, timed_trainer, token_mean_loss)
