@@ -93,6 +93,8 @@ class ModelParams(Section):
     # a pointer-generator copy head on the mT5 (emosum/pointer.py); a plain mT5 checkpoint gets a fresh one
     copy_head: bool = False
     copy_heads: int = Field(1, ge=1, description="pointer heads of the copy head (d_model must divide by it)")
+    # the copy head's supervised alignment loss in training: its weight (0: off; emosum/pointer.py)
+    copy_alignment: float = Field(0.0, ge=0, description="weight of the copy head's alignment loss")
     scratch: ScratchModel = ScratchModel()
 
 

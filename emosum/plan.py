@@ -170,6 +170,8 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
                 from emosum.pointer import MT5PointerGenerator
 
                 model = MT5PointerGenerator.from_mt5(model, model_p.copy_heads)
+    if model_p.copy_head:  # its alignment loss is part of a step's cost
+        model.config.copy_alignment = model_p.copy_alignment
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     world = cfg.num_processes * cfg.num_machines

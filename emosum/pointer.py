@@ -30,6 +30,7 @@ beam search applies leaves them unchanged), and the loss is their negative log-l
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -43,14 +44,55 @@ MODEL_TYPE = "mt5_pointer"
 # 50-67% from 5.0. Computed from the decoder state (as now) it learns faster and the start matters
 # less (42-50%, 33-54%, 62%): 3 is not tuned further; the demo runs of the README used it.
 CONTINUE_INIT = 3.0
+# The shortest run of summary tokens found in the input that counts as a copy for the alignment
+# loss: one or two tokens match by chance (我, 了, 感到), a run of three is a copied phrase.
+ALIGN_MIN_RUN = 3
+
+
+@dataclass
+class PointerOutput(Seq2SeqLMOutput):
+    """Seq2SeqLMOutput plus the alignment loss (summed over the aligned tokens, times its weight),
+    present only in training with model.copy_alignment > 0; token_mean_loss adds it."""
+    copy_alignment_loss: torch.FloatTensor | None = None
+
+
+def copy_alignment(source_ids, labels, source_mask=None, skip_ids=(), min_run: int = ALIGN_MIN_RUN):
+    """The input position each summary token copies, or -1: (batch, target) long.
+
+    A summary token is aligned where it lies in a run of at least `min_run` consecutive summary
+    tokens that occurs in the input; it points at its place in the longest such run (the first
+    one on a tie), so every token of a copied span points one position after the token before it.
+    Hand-written (a dynamic programme over the match matrix, the longest-common-substring one)
+    because the copy head is our own; it runs on the batch's tensors, no data column needed.
+    """
+    match = labels[:, :, None] == source_ids[:, None, :]           # (batch, target, source)
+    if source_mask is not None:
+        match &= source_mask[:, None, :].bool()
+    for i in skip_ids:
+        match &= (labels != i)[:, :, None]
+    m = match.int()
+    ends = torch.zeros_like(m)     # length of the matching run ending at (t, j)
+    starts = torch.zeros_like(m)   # length of the matching run starting at (t, j)
+    t_len = m.shape[1]
+    for t in range(t_len):
+        prev = nn.functional.pad(ends[:, t - 1, :-1], (1, 0)) if t else torch.zeros_like(m[:, 0])
+        ends[:, t] = m[:, t] * (prev + 1)
+    for t in reversed(range(t_len)):
+        nxt = nn.functional.pad(starts[:, t + 1, 1:], (0, 1)) if t + 1 < t_len else torch.zeros_like(m[:, 0])
+        starts[:, t] = m[:, t] * (nxt + 1)
+    run = (ends + starts - 1).clamp_min(0)
+    best, where = run.max(-1)   # the first position on a tie
+    return torch.where(best >= min_run, where, torch.full_like(where, -1))
 
 
 class MT5PointerConfig(MT5Config):
     model_type = MODEL_TYPE
 
-    def __init__(self, copy_continuation: bool = True, copy_heads: int = 1, **kwargs):
+    def __init__(self, copy_continuation: bool = True, copy_heads: int = 1, copy_alignment: float = 0.0, **kwargs):
         self.copy_continuation = copy_continuation
         self.copy_heads = copy_heads
+        # weight of the supervised alignment loss in training (0: off; see MT5PointerGenerator.forward)
+        self.copy_alignment = copy_alignment
         super().__init__(**kwargs)
 
 
@@ -95,16 +137,27 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
 
     @classmethod
     def from_mt5(cls, model: MT5ForConditionalGeneration, copy_heads: int = 1) -> "MT5PointerGenerator":
-        """This mT5 with a fresh copy head (its weights are shared, not copied)."""
-        config = MT5PointerConfig(**{**model.config.to_diff_dict(), "copy_heads": copy_heads})
+        """This mT5 (its weights copied) with a fresh copy head.
+
+        An untied LM head (google/mt5-*: its own output matrix) stays untied. transformers 5 loads
+        such a checkpoint untied while its config still reads tie_word_embeddings: true, and a
+        model built from that config ties the two: loading the state dict into it then wrote the
+        head's values over the input embeddings (caught by tests/test_checkpoint.py)."""
+        tied = model.lm_head.weight.data_ptr() == model.shared.weight.data_ptr()
+        config = MT5PointerConfig(**{**model.config.to_diff_dict(), "copy_heads": copy_heads,
+                                     "tie_word_embeddings": tied})
         out = cls(config)
+        if not tied and out.lm_head.weight.data_ptr() == out.shared.weight.data_ptr():
+            out.lm_head.weight = nn.Parameter(out.lm_head.weight.detach().clone())
         missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
         assert not unexpected and all(k.startswith("copy_") for k in missing), (missing, unexpected)
         out.generation_config = model.generation_config
         return out
 
-    def copy_distribution(self, decoder_states, encoder_states, encoder_mask, source_ids, previous_ids=None):
-        """log P(w) of the mixture, and the gate g (the share written from the vocabulary).
+    def copy_distribution(self, decoder_states, encoder_states, encoder_mask, source_ids, previous_ids=None,
+                          return_attention=False):
+        """log P(w) of the mixture, and the gate g (the share written from the vocabulary); with
+        return_attention, also the copy attention over input positions (batch, target, source).
         previous_ids: the decoder's input ids (the token written before each step)."""
         heads = self.copy_head_mix.out_features if self.copy_head_mix is not None else 1
         b, t, d = decoder_states.shape
@@ -136,6 +189,8 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         # P_copy = 0, and the vocabulary term alone keeps their log-probability finite
         logp = torch.logaddexp(nn.functional.logsigmoid(gate) + lm_logits.log_softmax(-1),
                                nn.functional.logsigmoid(-gate) + copy.clamp_min(1e-30).log())
+        if return_attention:
+            return logp, torch.sigmoid(gate), attn
         return logp, torch.sigmoid(gate)
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None,
@@ -159,18 +214,43 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
                                        inputs_embeds=decoder_inputs_embeds, cache=cache,
                                        encoder_hidden_states=encoder_states,
                                        encoder_attention_mask=attention_mask, use_cache=use_cache, **kwargs)
-        logp, _ = self.copy_distribution(decoder_outputs[0], encoder_states, attention_mask, src, decoder_input_ids)
+        logp, _, attn = self.copy_distribution(decoder_outputs[0], encoder_states, attention_mask, src,
+                                               decoder_input_ids, return_attention=True)
         loss = None
         if labels is not None:
             loss = nn.functional.nll_loss(logp.view(-1, logp.shape[-1]), labels.to(logp.device).view(-1),
                                           ignore_index=-100)
-        return Seq2SeqLMOutput(loss=loss, logits=logp, cache=decoder_outputs.cache,
+        align = None
+        if getattr(self.config, "copy_alignment", 0.0) and self.training:
+            align = self.alignment_loss(attn, src, attention_mask, labels, decoder_input_ids)
+        return PointerOutput(loss=loss, logits=logp, cache=decoder_outputs.cache, copy_alignment_loss=align,
                                decoder_hidden_states=decoder_outputs.hidden_states,
                                decoder_attentions=decoder_outputs.attentions,
                                cross_attentions=decoder_outputs.cross_attentions,
                                encoder_last_hidden_state=encoder_states,
                                encoder_hidden_states=encoder_outputs.hidden_states,
                                encoder_attentions=encoder_outputs.attentions)
+
+    def alignment_loss(self, attn, source_ids, source_mask, labels, decoder_input_ids):
+        """The copy attention's negative log-likelihood of the aligned input positions, summed over
+        the aligned summary tokens, times model.copy_alignment.
+
+        Supervised attention (Garg et al., 2019, "Jointly Learning to Align and Translate"): the
+        mixture's likelihood rewards pointing at *any* input position that holds the next token,
+        and a cause's first characters (我, 在, 被, 小...) occur all over a text, so the pointer learnt
+        to start late or on the wrong clause (README "Supervised copying"). This also tells it the
+        one position it copies from: its place in the longest run the summary shares with the input
+        (copy_alignment). Training only: the validation loss stays the summary's likelihood.
+        """
+        if labels is None:
+            # the Trainer pops the labels when a compute_loss_func takes the loss (ours does): the
+            # summary is the decoder's input moved one step left (its last token is eos or padding,
+            # neither ever aligned)
+            labels = nn.functional.pad(decoder_input_ids[:, 1:], (0, 1), value=self.config.pad_token_id)
+        skip = [i for i in (self.config.eos_token_id, self.config.pad_token_id) if i is not None]
+        where = copy_alignment(source_ids, labels.clamp_min(-1), source_mask, skip)
+        picked = attn.gather(-1, where.clamp_min(0)[..., None]).squeeze(-1)
+        return self.config.copy_alignment * -(picked.clamp_min(1e-30).log() * (where >= 0)).sum()
 
     def _prepare_text_encoder_decoder_kwargs_for_generation(self, inputs_tensor, model_kwargs,
                                                            model_input_name, generation_config):

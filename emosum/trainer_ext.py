@@ -25,6 +25,9 @@ def token_mean_loss(outputs, labels, num_items_in_batch=None):
     logits = outputs["logits"]
     loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1).to(logits.device),
                            ignore_index=-100, reduction="sum")
+    align = outputs.get("copy_alignment_loss")  # the copy head's alignment loss (emosum/pointer.py), summed
+    if align is not None:
+        loss = loss + align
     count = num_items_in_batch if num_items_in_batch is not None else labels.ne(-100).sum()
     return loss / count
 

@@ -53,15 +53,17 @@ def write_demo_rows(path: Path, n: int = 60, seed: int = 1, heldout: int | None 
     return path
 
 
-def tiny_tokenized(d: Path, n: int = 80, fact_columns=()) -> Path:
-    """Demo rows -> subsample -> tokenize with the tiny config, into d/splits, d/tokenizer, d/tokenized."""
+def tiny_tokenized(d: Path, n: int = 80, fact_columns=(), **tokenize_over) -> Path:
+    """Demo rows -> subsample -> tokenize with the tiny config (`tokenize_over`: tokenize keys), into
+    d/splits, d/tokenizer, d/tokenized."""
     from emosum import params
     from stages import subsample, tokenize
 
     src = write_demo_rows(d / "demo.jsonl", n=n)
     subsample.run(params.parse_section("data", {"path": str(src)}), tiny_section("subsample"), d / "splits",
                   fact_columns=list(fact_columns))
-    tokenize.run(tiny_section("model"), tiny_section("tokenize"), d / "splits", d / "tokenizer", d / "tokenized")
+    tokenize.run(tiny_section("model"), tiny_section("tokenize", **tokenize_over), d / "splits", d / "tokenizer",
+                 d / "tokenized")
     return d
 
 

@@ -147,7 +147,7 @@ def test_evaluate_scores_the_guide_alone_as_a_third_floor(tmp_path):
     from conftest import tiny_tokenized
     from stages import evaluate
 
-    d = tiny_tokenized(tmp_path / "plain", n=120, fact_columns=["cause", "emotion"])
+    d = tiny_tokenized(tmp_path / "plain", n=120, fact_columns=["cause", "emotion"], guide="none")
     train_one_step(d)
     ev = section("evaluate", fact_columns=["cause", "emotion"], num_beams=1)
     plain, _, _ = evaluate.run(ev, d / "model", d / "tokenized", d / "splits")

@@ -279,11 +279,12 @@ def test_a_copy_head_model_trains_resumes_exactly_and_is_evaluated(tokenized, tm
 
     d, _ = tokenized
     monkeypatch.chdir(tmp_path)
-    model_p = section("model", copy_head=True, copy_heads=2)
+    model_p = section("model", copy_head=True, copy_heads=2, copy_alignment=1.0)
     stats = train.run(model_p, section("train"), d / "tokenizer", d / "tokenized", tmp_path / "model", tmp_path / "live")
     assert stats["steps"] == 4
     loaded = hf.load_pretrained(str(tmp_path / "model"))
     assert isinstance(loaded, MT5PointerGenerator) and loaded.copy_head_mix.out_features == 2
+    assert loaded.config.copy_alignment == 1.0   # trained with the alignment loss (resumed with it too)
     # killed after step 2's checkpoint: the resumed run ends with the uninterrupted run's weights
     run_dir = next((tmp_path / ".scratch" / "train").iterdir())
     shutil.rmtree(run_dir / "checkpoint-4")
