@@ -91,7 +91,7 @@ class MT5PointerConfig(MT5Config):
     def __init__(self, copy_continuation: bool = True, copy_heads: int = 1, copy_alignment: float = 0.0, **kwargs):
         self.copy_continuation = copy_continuation
         self.copy_heads = copy_heads
-        # weight of the supervised alignment loss in training (0: off; see MT5PointerGenerator.forward)
+        # weight of the supervised alignment loss in training (0: off; MT5PointerGenerator.alignment_loss)
         self.copy_alignment = copy_alignment
         super().__init__(**kwargs)
 
