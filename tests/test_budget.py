@@ -123,47 +123,43 @@ def test_a_resumed_run_counts_the_time_already_spent(data, tmp_path, monkeypatch
     assert stats["steps"] == (tb["replanned_steps"] or saved["schedule"]["total"]) or tb["stopped_by"] == "time_budget"
 
 
-@pytest.mark.parametrize("hog_at,budget_s", [(None, 16), (0.5, 40)], ids=["alone", "second-run-half-way"])
-def test_the_stage_ends_within_5_percent_of_the_budget_as_the_machine_changes(data, tmp_path, monkeypatch, hog_at,
+@pytest.mark.parametrize("slow_at,budget_s", [(None, 16), (0.5, 40)], ids=["alone", "slower-half-way"])
+def test_the_stage_ends_within_5_percent_of_the_budget_as_the_machine_changes(data, tmp_path, monkeypatch, slow_at,
                                                                               budget_s):
-    """A budget alone (16 s) and with a CPU hog per core (a second run) starting half-way through
-    (40 s): the re-estimates from the recent steps follow the machine, and the stage ends within
-    +-5%. Beside the hogs this tiny model's step goes from about 0.013 s to as much as 1.4 s (most
-    likely its threads waiting at each op for one the hog has descheduled), and the final validation and save
-    slow alike: at 16 s one such step was most of the +-0.8 s (2026-12-04, four or five runs each:
-    this code 15.1-17.4 s, the code before the first re-estimate at a tenth of the steps and the hard
-    stop's slowest recent step 15.9-16.8 s, this code with the old hard stop 15.7-17.4 s); at 40 s
-    this code ended at 38.7-40.6 s in five runs: the spread is the hog's, and +-2 s takes it."""
-    import subprocess
-    import sys
+    """A budget alone (16 s) and on a machine that gets slower half-way through (40 s: every step
+    from then on takes SLOWER_S more, about three times as long): the re-estimates from the recent
+    steps follow the machine, the plan is cut, and the stage ends within +-5%.
 
+    Until 2026-12-07 the slowdown was a real CPU hog per core. Its effect is the scheduler's, not the
+    code's: this tiny model's step went from 0.013 s to as much as 1.4 s at random, the final
+    validation and save alike, and the stage ended at 38.7-40.6 s in five runs here but at 37.9 s in
+    CI (the hard stop kept 2 s for one more such step and a slow save, then needed 0.1 s): the fourth
+    CI failure of this test in five landings. A timed test is the wrong place for a figure the
+    machine's scheduler sets; the slowdown here is the same each run, and what a real second
+    training does to the budget is measured by bench/budget_share.py (two real trainings)."""
     from transformers import TrainerCallback
 
-    from emosum import machine
+    SLOWER_S = 0.04
+    slowed, started = [], time.monotonic()
 
-    hogs, started = [], time.monotonic()
-
-    class SecondRun(TrainerCallback):
+    class SlowerMachine(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
-            if hog_at is not None and not hogs and time.monotonic() - started > hog_at * budget_s:
-                hogs.extend(subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                            for _ in range(machine.cores()))
+            if slow_at is not None and (slowed or time.monotonic() - started > slow_at * budget_s):
+                slowed.append(state.global_step)
+                time.sleep(SLOWER_S)  # inside the step's interval: the step timer sees a slower step
 
-    try:
-        stats = run(data, tmp_path, monkeypatch, callbacks=[SecondRun()], time_budget=f"{budget_s}s", epochs=2000,
-                    precision="fp32", started=started)
-    finally:
-        for h in hogs:
-            h.kill()
+    stats = run(data, tmp_path, monkeypatch, callbacks=[SlowerMachine()], time_budget=f"{budget_s}s", epochs=2000,
+                precision="fp32", started=started)
     tb = stats["time_budget"]
-    print(f"time budget {budget_s} s, {'a second run from half-way' if hogs else 'alone'}: stage {tb['total_s']} s, "
+    print(f"time budget {budget_s} s, {f'slower from step {slowed[0]}' if slowed else 'alone'}: stage {tb['total_s']} s, "
           f"{stats['steps']} steps (planned {tb['planned_steps']}), {tb['estimates']} estimates, replans {tb['replans']}, "
           f"while training {tb.get('while_training')}, stopped by {tb['stopped_by']}, train {tb['train_s']} s, wall {tb['wall_s']} s")
-    assert hogs or hog_at is None
+    assert bool(slowed) == (slow_at is not None)
     assert tb["total_s"] == pytest.approx(budget_s, rel=0.05), tb
     assert tb["estimates"] >= 3  # not once: again and again from the recent steps
-    if hog_at is not None:  # slower steps after the hog: the plan was cut after it started
+    if slow_at is not None:  # slower steps from half-way: the plan was cut after they began
         assert tb["replans"] and tb["replans"][-1]["to"] < tb["planned_steps"], tb
+        assert tb["replans"][-1]["step"] > slowed[0], tb
 
 
 def test_a_late_estimate_never_adds_steps_and_the_last_step_is_not_refitted():
