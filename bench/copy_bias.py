@@ -34,6 +34,9 @@ def main() -> int:
     ap.add_argument("--model", default="model")
     ap.add_argument("--bias", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0, 5.0])
     ap.add_argument("--penalty", type=float, nargs="+", default=[1.0])
+    ap.add_argument("--beams", type=int, nargs="+", default=None, help="num_beams values (default: params.yaml's)")
+    ap.add_argument("--length-penalty", type=float, nargs="+", default=None,
+                    help="length_penalty values (default: params.yaml's)")
     ap.add_argument("--splits", nargs="+", default=None, help="default: validation, test and the extra ones")
     ap.add_argument("--no-handwritten", action="store_true",
                     help="skip the demo's hand-written texts (data other than the demo)")
@@ -51,10 +54,14 @@ def main() -> int:
     hw_ids = selection.encode(tok, [r["text"] for r in hw_rows], tok.model_max_length, prefix,
                               selection.load(Path(args.model)), guide.load(Path(args.model)))
     results = []
-    for penalty in args.penalty:
-        for bias in args.bias:
-            cfg = base.model_copy(update={"copy_bias": bias, "encoder_repetition_penalty": penalty})
-            row = {"copy_bias": bias, "encoder_repetition_penalty": penalty}
+    grid = [(b, lp, pen, bias) for b in (args.beams or [base.num_beams])
+            for lp in (args.length_penalty or [base.length_penalty]) for pen in args.penalty for bias in args.bias]
+    for beams, length_penalty, penalty, bias in grid:
+        if True:
+            cfg = base.model_copy(update={"copy_bias": bias, "encoder_repetition_penalty": penalty,
+                                          "num_beams": beams, "length_penalty": length_penalty})
+            row = {"copy_bias": bias, "encoder_repetition_penalty": penalty, "num_beams": beams,
+                   "length_penalty": length_penalty}
             for split in splits:
                 rows = dataio.read_jsonl(f"data/splits/{split}.jsonl")
                 t0 = time.perf_counter()
@@ -71,7 +78,8 @@ def main() -> int:
             cells = "  ".join(f"{s} {v['rougeL']:.2f}" + ("" if v["cause"] is None else
                               f" {v['cause']:.1%}/{v['cause_half']:.1%}/{v['emotion']:.1%}")
                               for s, v in row.items() if isinstance(v, dict) and "rougeL" in v)
-            print(f"bias {bias:g} penalty {penalty:g}: {cells}{hw}", flush=True)
+            print(f"beams {beams} length_penalty {length_penalty:g} bias {bias:g} penalty {penalty:g}: {cells}{hw}",
+                  flush=True)
     print(json.dumps(results))
     return 0
 

@@ -83,9 +83,10 @@ def load_tokenizer(name: str, max_length: int | None = None):
     return tok
 
 
-def load_pretrained(name: str, copy_head: bool = False, copy_heads: int = 1):
+def load_pretrained(name: str, copy_head: bool = False, **copy):
     """A checkpoint (a hub id or a folder); a saved copy-head model loads as one (emosum/pointer.py).
-    copy_head: a plain mT5 gets a fresh copy head; one that has it keeps its own."""
+    copy_head: a plain mT5 gets a fresh copy head (`copy`: its copy_* settings, ModelParams.copy_options);
+    one that has it keeps its own."""
     from transformers import AutoModelForSeq2SeqLM
 
     from emosum import pointer  # registers the copy-head model with the Auto classes
@@ -103,11 +104,11 @@ def load_pretrained(name: str, copy_head: bool = False, copy_heads: int = 1):
             raise CheckpointError(f"model.copy_head: true needs an mT5/T5 checkpoint; '{name}' is a "
                                   f"{type(model).__name__}: set model.copy_head: false")
         log.info("model %s: a fresh copy head on the checkpoint (emosum/pointer.py)", name)
-        model = pointer.MT5PointerGenerator.from_mt5(model, copy_heads)
+        model = pointer.MT5PointerGenerator.from_mt5(model, **copy)
     return model
 
 
-def scratch_model(cfg, tok, copy_head: bool = False, copy_heads: int = 1):
+def scratch_model(cfg, tok, copy_head: bool = False, **copy):
     """An mT5 of model.scratch's shape, initialised from scratch, for this tokenizer; with
     copy_head, the pointer-generator of emosum/pointer.py (mT5 plus a copy head)."""
     import torch
@@ -117,7 +118,7 @@ def scratch_model(cfg, tok, copy_head: bool = False, copy_heads: int = 1):
     if copy_head:
         from emosum import pointer
 
-        config_cls, model_cls, extra = pointer.MT5PointerConfig, pointer.MT5PointerGenerator, {"copy_heads": copy_heads}
+        config_cls, model_cls, extra = pointer.MT5PointerConfig, pointer.MT5PointerGenerator, copy
     config = config_cls(**extra, vocab_size=len(tok), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_kv,
                        num_heads=cfg.num_heads, num_layers=cfg.num_layers,
                        num_decoder_layers=cfg.num_decoder_layers, dropout_rate=cfg.dropout_rate,

@@ -95,7 +95,16 @@ class ModelParams(Section):
     copy_heads: int = Field(1, ge=1, description="pointer heads of the copy head (d_model must divide by it)")
     # the copy head's supervised alignment loss in training: its weight (0: off; emosum/pointer.py)
     copy_alignment: float = Field(0.0, ge=0, description="weight of the copy head's alignment loss")
+    # the copy head's keys also carry the input position (buckets of a learned embedding; 0: content alone)
+    copy_positions: int = Field(0, ge=0, description="input-position buckets of the copy head's keys")
+    # the pointer also scores how long a run of the tokens just written the input holds before a position (0: off)
+    copy_runs: int = Field(0, ge=0, description="longest matched run the copy head scores (emosum/pointer.matched_runs)")
     scratch: ScratchModel = ScratchModel()
+
+    def copy_options(self) -> dict:
+        """The copy head's settings as MT5PointerConfig takes them."""
+        return {"copy_heads": self.copy_heads, "copy_positions": self.copy_positions, "copy_runs": self.copy_runs,
+                "copy_alignment": self.copy_alignment}
 
 
 class HubParams(Section):

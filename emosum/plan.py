@@ -153,7 +153,7 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
                                     [max_src] * len(vsrc), [tok_p.max_target_length] * len(vtgt))
             truncated = 1.0
         if hf.is_scratch(model_p.name):
-            model = hf.scratch_model(model_p.scratch, tok, model_p.copy_head, model_p.copy_heads)
+            model = hf.scratch_model(model_p.scratch, tok, model_p.copy_head, **model_p.copy_options())
             vocab = len(tok)
         else:
             everything = [r["text"] + r["summary"] for s in rows.values() for r in s]
@@ -169,9 +169,7 @@ def measure_row(doc: dict, label: str, over: list[str], full_length: bool, timed
             if model_p.copy_head:
                 from emosum.pointer import MT5PointerGenerator
 
-                model = MT5PointerGenerator.from_mt5(model, model_p.copy_heads)
-    if model_p.copy_head:  # its alignment loss is part of a step's cost
-        model.config.copy_alignment = model_p.copy_alignment
+                model = MT5PointerGenerator.from_mt5(model, **model_p.copy_options())  # its alignment loss too
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
     world = cfg.num_processes * cfg.num_machines

@@ -47,6 +47,8 @@ CONTINUE_INIT = 3.0
 # The shortest run of summary tokens found in the input that counts as a copy for the alignment
 # loss: one or two tokens match by chance (我, 了, 感到), a run of three is a copied phrase.
 ALIGN_MIN_RUN = 3
+# Input positions past this share the copy keys' last position buckets (log-spaced, as T5's own)
+POSITION_MAX_DISTANCE = 128
 
 
 @dataclass
@@ -54,6 +56,29 @@ class PointerOutput(Seq2SeqLMOutput):
     """Seq2SeqLMOutput plus the alignment loss (summed over the aligned tokens, times its weight),
     present only in training with model.copy_alignment > 0; token_mean_loss adds it."""
     copy_alignment_loss: torch.FloatTensor | None = None
+
+
+def matched_runs(source_ids, history_ids, max_run: int):
+    """(batch, steps, source) long: after each step t (history_ids[:, t] just written), for each input
+    position j, how many of the tokens written up to t the input holds right before j:
+    the largest k <= max_run with source[j-k:j] == history[t-k+1:t+1]; 0 where source[j-1] is not
+    the token just written.
+
+    Why: the continuation weight marks the position after *every* input position holding the token
+    just written, so in `被姑姑骗走了` or `涨了711块`, after the first 姑 or 1 both the second one and
+    the character after it were marked alike, and the model wrote 姑 or 1 once (7 / 21 of the
+    test / held-out causes the position-keyed model missed, 2026-12-07). The run tells them apart:
+    `被姑` matches two tokens before the second 姑, one before 骗. Computed from the tokens written
+    (a dynamic programme, one step a token) rather
+    than from where the pointer pointed, so generation needs no state beyond the ids it keeps."""
+    before = nn.functional.pad(source_ids[:, :-1], (1, 0), value=-1)   # before[:, j] = source[:, j - 1]
+    run = torch.zeros_like(source_ids)
+    out = []
+    for t in range(history_ids.shape[1]):
+        earlier = nn.functional.pad(run[:, :-1], (1, 0))                  # earlier[:, j] = run[:, j - 1]
+        run = torch.where(before == history_ids[:, t, None], (earlier + 1).clamp_max(max_run), 0)
+        out.append(run)
+    return torch.stack(out, 1)
 
 
 def copy_alignment(source_ids, labels, source_mask=None, skip_ids=(), min_run: int = ALIGN_MIN_RUN):
@@ -88,9 +113,16 @@ def copy_alignment(source_ids, labels, source_mask=None, skip_ids=(), min_run: i
 class MT5PointerConfig(MT5Config):
     model_type = MODEL_TYPE
 
-    def __init__(self, copy_continuation: bool = True, copy_heads: int = 1, copy_alignment: float = 0.0, **kwargs):
+    def __init__(self, copy_continuation: bool = True, copy_heads: int = 1, copy_alignment: float = 0.0,
+                 copy_positions: int = 0, copy_runs: int = 0, **kwargs):
         self.copy_continuation = copy_continuation
         self.copy_heads = copy_heads
+        # buckets of a learned input-position embedding added to the copy keys (0: none, as saved
+        # before 2026-12-07; MT5PointerGenerator.copy_keys)
+        self.copy_positions = copy_positions
+        # the longest run of just-written tokens the input holds before a position, up to this many
+        # (0: none, as saved before 2026-12-07; matched_runs)
+        self.copy_runs = copy_runs
         # weight of the supervised alignment loss in training (0: off; MT5PointerGenerator.alignment_loss)
         self.copy_alignment = copy_alignment
         super().__init__(**kwargs)
@@ -114,6 +146,11 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         self.copy_head_mix = nn.Linear(d, heads) if heads > 1 else None
         # a learned weight on "the input position after one holding the token just written"
         self.copy_continue = nn.Linear(d, 1) if getattr(config, "copy_continuation", False) else None
+        positions = getattr(config, "copy_positions", 0)
+        self.copy_position = nn.Embedding(positions, d) if positions else None
+        runs = getattr(config, "copy_runs", 0)
+        # a learned score per run length (row 0, no run, fixed at zero)
+        self.copy_run = nn.Embedding(runs + 1, 1, padding_idx=0) if runs else None
         self._init_copy_head()
 
     def _init_copy_head(self) -> None:
@@ -129,6 +166,10 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
             if self.copy_continue is not None:
                 self.copy_continue.weight.zero_()
                 self.copy_continue.bias.fill_(CONTINUE_INIT)
+            if self.copy_position is not None:
+                self.copy_position.weight.zero_()   # starts as no position at all: the content decides
+            if self.copy_run is not None:
+                self.copy_run.weight.zero_()   # starts as the plain continuation weight alone
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -136,15 +177,16 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
             self._init_copy_head()
 
     @classmethod
-    def from_mt5(cls, model: MT5ForConditionalGeneration, copy_heads: int = 1) -> "MT5PointerGenerator":
-        """This mT5 (its weights copied) with a fresh copy head.
+    def from_mt5(cls, model: MT5ForConditionalGeneration, copy_heads: int = 1, **copy) -> "MT5PointerGenerator":
+        """This mT5 (its weights copied) with a fresh copy head (`copy`: more of MT5PointerConfig's
+        copy_* settings).
 
         An untied LM head (google/mt5-*: its own output matrix) stays untied. transformers 5 loads
         such a checkpoint untied while its config still reads tie_word_embeddings: true, and a
         model built from that config ties the two: loading the state dict into it then wrote the
         head's values over the input embeddings (caught by tests/test_checkpoint.py)."""
         tied = model.lm_head.weight.data_ptr() == model.shared.weight.data_ptr()
-        config = MT5PointerConfig(**{**model.config.to_diff_dict(), "copy_heads": copy_heads,
+        config = MT5PointerConfig(**{**model.config.to_diff_dict(), "copy_heads": copy_heads, **copy,
                                      "tie_word_embeddings": tied})
         out = cls(config)
         if not tied and out.lm_head.weight.data_ptr() == out.shared.weight.data_ptr():
@@ -154,15 +196,37 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         out.generation_config = model.generation_config
         return out
 
+    def copy_keys(self, encoder_states):
+        """The pointer's key of each input position: from the encoder's state and, with
+        config.copy_positions, a learned embedding of the position itself.
+
+        Why: mT5 has relative position biases only, so an encoder state does not say where in the
+        input it is, and the pointer found the cause's first character by content alone. The
+        guide (tokenize.guide) puts the clause holding the cause at the very start of the input,
+        yet the aligned default copied `航天器不肯咳嗽队友` (positions 0-8) as `队友`: its first
+        step pointed at a person word, where most training causes start. The buckets are T5's
+        (exact for the first half, log-spaced up to POSITION_MAX_DISTANCE)."""
+        keys = self.copy_key(encoder_states)
+        if self.copy_position is not None:
+            from transformers.models.mt5.modeling_mt5 import MT5Attention
+
+            where = torch.arange(encoder_states.shape[1], device=encoder_states.device)
+            bucket = MT5Attention._relative_position_bucket(-where, bidirectional=False,
+                                                            num_buckets=self.copy_position.num_embeddings,
+                                                            max_distance=POSITION_MAX_DISTANCE)
+            keys = keys + self.copy_position(bucket).to(keys.dtype)
+        return keys
+
     def copy_distribution(self, decoder_states, encoder_states, encoder_mask, source_ids, previous_ids=None,
-                          return_attention=False):
+                          return_attention=False, history_ids=None):
         """log P(w) of the mixture, and the gate g (the share written from the vocabulary); with
         return_attention, also the copy attention over input positions (batch, target, source).
-        previous_ids: the decoder's input ids (the token written before each step)."""
+        previous_ids: the decoder's input ids (the token written before each step); history_ids:
+        every token written so far, where previous_ids are the last few only (generation's steps)."""
         heads = self.copy_head_mix.out_features if self.copy_head_mix is not None else 1
         b, t, d = decoder_states.shape
         q = self.copy_query(decoder_states).float().view(b, t, heads, d // heads).transpose(1, 2)
-        k = self.copy_key(encoder_states).float().view(b, -1, heads, d // heads).transpose(1, 2)
+        k = self.copy_keys(encoder_states).float().view(b, -1, heads, d // heads).transpose(1, 2)
         scores = q @ k.transpose(2, 3) / math.sqrt(d // heads)   # (batch, heads, target, source)
         if self.copy_continue is not None and previous_ids is not None:
             # CopyNet's "selective read" (Gu et al., 2016) made stateless: the position after an input
@@ -172,6 +236,10 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
             before = nn.functional.pad(source_ids[:, :-1], (1, 0), value=-1)   # before[:, j] = source[:, j - 1]
             follows = before[:, None, :] == previous_ids[:, :, None]
             scores = scores + (self.copy_continue(decoder_states).float() * follows)[:, None]
+        if self.copy_run is not None and previous_ids is not None:
+            history = previous_ids if history_ids is None else history_ids
+            runs = matched_runs(source_ids, history, self.copy_run.num_embeddings - 1)[:, -t:]
+            scores = scores + self.copy_run(runs).squeeze(-1).float()[:, None]
         if encoder_mask is not None:
             scores = scores.masked_fill(encoder_mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
         attn = scores.softmax(-1)
@@ -196,9 +264,11 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None, encoder_outputs=None, cache=None, inputs_embeds=None,
                 decoder_inputs_embeds=None, labels=None, use_cache=None, source_ids=None,
-                return_dict=None, **kwargs) -> Seq2SeqLMOutput:
+                decoder_history_ids=None, return_dict=None, **kwargs) -> Seq2SeqLMOutput:
         """As MT5ForConditionalGeneration.forward; `source_ids` are the encoder's input ids where
-        `input_ids` is not given (generation's decoding steps: `generate` passes them on)."""
+        `input_ids` is not given (generation's decoding steps: `generate` passes them on);
+        `decoder_history_ids`, every token written so far where `decoder_input_ids` holds only the
+        last (generation with a cache; prepare_inputs_for_generation passes them)."""
         src = input_ids if input_ids is not None else source_ids
         if src is None:
             raise ValueError("MT5PointerGenerator needs the input ids (input_ids or source_ids) to copy from")
@@ -215,7 +285,8 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
                                        encoder_hidden_states=encoder_states,
                                        encoder_attention_mask=attention_mask, use_cache=use_cache, **kwargs)
         logp, _, attn = self.copy_distribution(decoder_outputs[0], encoder_states, attention_mask, src,
-                                               decoder_input_ids, return_attention=True)
+                                               decoder_input_ids, return_attention=True,
+                                               history_ids=decoder_history_ids)
         loss = None
         if labels is not None:
             loss = nn.functional.nll_loss(logp.view(-1, logp.shape[-1]), labels.to(logp.device).view(-1),
@@ -251,6 +322,12 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         where = copy_alignment(source_ids, labels.clamp_min(-1), source_mask, skip)
         picked = attn.gather(-1, where.clamp_min(0)[..., None]).squeeze(-1)
         return self.config.copy_alignment * -(picked.clamp_min(1e-30).log() * (where >= 0)).sum()
+
+    def prepare_inputs_for_generation(self, input_ids, *args, **kwargs):
+        inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        if self.copy_run is not None:  # the runs need every token written, not only the last
+            inputs["decoder_history_ids"] = input_ids
+        return inputs
 
     def _prepare_text_encoder_decoder_kwargs_for_generation(self, inputs_tensor, model_kwargs,
                                                            model_input_name, generation_config):

@@ -68,9 +68,10 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
     set_seed(cfg.seed)
     tok = hf.load_tokenizer(str(tok_dir))
     ds = load_from_disk(str(data_dir))
-    model = hf.scratch_model(model_p.scratch, tok, model_p.copy_head, model_p.copy_heads) if hf.is_scratch(model_p.name) \
-        else hf.load_pretrained(model_p.name, model_p.copy_head, model_p.copy_heads)
-    if model_p.copy_head:  # a training-time weight: saved in the config, unused by generation
+    copy = model_p.copy_options()
+    model = hf.scratch_model(model_p.scratch, tok, model_p.copy_head, **copy) if hf.is_scratch(model_p.name) \
+        else hf.load_pretrained(model_p.name, model_p.copy_head, **copy)
+    if model_p.copy_head:  # a training-time weight (a saved copy-head checkpoint keeps its own layers, not this)
         model.config.copy_alignment = model_p.copy_alignment
     n_params_before = sum(p.numel() for p in model.parameters())
     keep = prune.kept_ids(tok_dir)
