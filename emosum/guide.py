@@ -80,9 +80,12 @@ class ClauseScorer:
     blocks) and its position (NUMERIC)."""
 
     def __init__(self, vectorizer, coef, intercept: float, max_clauses: int = 2, min_probability: float = 0.5,
-                 separator: str = SEPARATOR, fitted: dict | None = None):
+                 separator: str = SEPARATOR, fitted: dict | None = None, context: int = 0):
         self.vectorizer, self.coef, self.intercept = vectorizer, coef, intercept
         self.max_clauses, self.min_probability, self.separator = max_clauses, min_probability, separator
+        # the clauses either side of each pick join the guide too: what the summary says beside the
+        # cause (the feeling, `心里直发毛`) shares no characters with it, so the oracle never picks it
+        self.context = context
         self.fitted = fitted or {}
 
     @staticmethod
@@ -106,7 +109,7 @@ class ClauseScorer:
 
     @classmethod
     def fit(cls, texts: list[str], references: list[str], max_clauses: int = 2, min_probability: float = 0.5,
-            seed: int = 0) -> "ClauseScorer":
+            seed: int = 0, context: int = 0) -> "ClauseScorer":
         import numpy as np
         from sklearn.linear_model import LogisticRegression
 
@@ -126,7 +129,7 @@ class ClauseScorer:
                                    max_iter=1000).fit(cls._features(vectorizer, docs), y)
         return cls(vectorizer, model.coef_.ravel().astype("float64"), float(model.intercept_[0]), max_clauses,
                    min_probability, SEPARATOR,
-                   {"texts": len(docs), "clauses": int(len(y)), "oracle_clauses": int(y.sum())})
+                   {"texts": len(docs), "clauses": int(len(y)), "oracle_clauses": int(y.sum())}, context)
 
     def probabilities(self, docs: list[list[str]]) -> list:
         import numpy as np
@@ -139,8 +142,9 @@ class ClauseScorer:
         return [p[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def picks(self, texts: list[str]) -> list[list[int]]:
-        """Each text's guide clauses (indices into clauses(text), in text order): the most probable,
-        then others reaching min_probability, max_clauses in all; none for a one-clause text."""
+        """Each text's guide clauses (indices into clauses(text)): the most probable, then others
+        reaching min_probability, max_clauses in all, in text order; then the `context` clauses
+        either side of them, in text order; none for a one-clause text."""
         import numpy as np
 
         docs = [clauses(t) for t in texts]
@@ -150,7 +154,11 @@ class ClauseScorer:
                 out.append([])
                 continue
             order = np.argsort(-p, kind="stable")[:self.max_clauses]
-            out.append(sorted(int(j) for k, j in enumerate(order) if k == 0 or p[j] >= self.min_probability))
+            chosen = [int(j) for k, j in enumerate(order) if k == 0 or p[j] >= self.min_probability]
+            c, chosen = self.context, sorted(chosen)
+            beside = {i for j in chosen for i in range(max(0, j - c), min(len(d), j + c + 1))} - set(chosen)
+            # the picks first, where the copy head's position keys learnt the cause begins; then their context
+            out.append(chosen + sorted(beside))
         return out
 
     def guides(self, texts: list[str], picks: list[list[int]] | None = None) -> list[str]:
@@ -166,7 +174,8 @@ class ClauseScorer:
                 "min_probability": self.min_probability, "separator": self.separator,
                 "vocabulary": {k: int(i) for k, i in v.vocabulary_.items()},
                 "idf": [float(x) for x in v.idf_], "coef": [float(x) for x in self.coef],
-                "intercept": self.intercept, "fitted": self.fitted}
+                "intercept": self.intercept, "fitted": self.fitted,
+                **({"context": self.context} if self.context else {})}  # absent: 0, as saved before
 
     @classmethod
     def from_json(cls, doc: dict, where: str = FILE) -> "ClauseScorer":
@@ -180,7 +189,7 @@ class ClauseScorer:
         vectorizer = cls._vectorizer(vocabulary=vocab)
         vectorizer.idf_ = np.asarray(doc["idf"], dtype="float32")
         return cls(vectorizer, np.asarray(doc["coef"]), float(doc["intercept"]), int(doc["max_clauses"]),
-                   float(doc["min_probability"]), str(doc["separator"]), doc.get("fitted"))
+                   float(doc["min_probability"]), str(doc["separator"]), doc.get("fitted"), int(doc.get("context", 0)))
 
 
 def save(scorer: ClauseScorer, folder: Path) -> Path:

@@ -131,6 +131,7 @@ class TokenizeParams(Section):
     # picks as the ones the summary copies, written before the text (`clauses`), or none
     guide: Literal["none", "clauses"] = "none"
     guide_clauses: int = Field(2, ge=1, description="guide: at most this many clauses per input")
+    guide_context: int = Field(0, ge=0, description="guide: clauses either side of each pick that join it")
     guide_min_probability: float = Field(0.5, ge=0, le=1, description="guide: a clause after the most probable "
                                          "one joins the guide at this probability")
     source_length_percentile: float = Field(95, gt=0, le=100)

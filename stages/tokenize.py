@@ -145,7 +145,7 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
     guide, guide_stats, guides = None, {"used": "none"}, None
     if cfg.guide == "clauses":
         guide = guiding.ClauseScorer.fit([r["text"] for r in rows["train"]], [r["summary"] for r in rows["train"]],
-                                         cfg.guide_clauses, cfg.guide_min_probability)
+                                         cfg.guide_clauses, cfg.guide_min_probability, context=cfg.guide_context)
         fit_s = round(time.perf_counter() - t0, 2)
         picks = {s: guide.picks([r["text"] for r in rs]) for s, rs in rows.items()}  # once: guides and stats share them
         guides = {s: guide.guides([r["text"] for r in rs], picks[s]) for s, rs in rows.items()}

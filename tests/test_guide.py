@@ -70,6 +70,26 @@ def test_the_scorer_finds_the_cause_by_its_context_in_words_it_never_saw(tmp_pat
         guide.load(tmp_path)
 
 
+def test_guide_context_adds_the_clauses_beside_each_pick_and_is_saved(tmp_path):
+    """`因为X，气死了。`: the feeling (气死了) sits in the clause after the cause, shares no character
+    with the summary's cause and is never picked; guide_context 1 brings it (and the clause before)."""
+    rng = random.Random(0)
+    train_pairs = [pair(rng, WORDS) for _ in range(300)]
+    texts, refs = [t for t, _ in train_pairs], [s for _, s in train_pairs]
+    plain = guide.ClauseScorer.fit(texts, refs)
+    wide = guide.ClauseScorer.fit(texts, refs, context=1)
+    picks, wide_picks = plain.picks(texts[:50]), wide.picks(texts[:50])
+    for t, a, b in zip(texts, picks, wide_picks):
+        n = len(guide.clauses(t))
+        assert b[:len(a)] == a   # the picks first (the cause where the input starts), then what is beside them
+        assert b[len(a):] == sorted({i for j in a for i in range(max(0, j - 1), min(n, j + 2))} - set(a))
+    assert sum("气死了" in g for g in plain.guides(texts[:50])) < 5
+    assert sum("气死了" in g for g in wide.guides(texts[:50])) >= 45
+    assert "context" not in plain.to_json()   # guides saved before the option read as they did
+    guide.save(wide, tmp_path)
+    assert guide.load(tmp_path).guides(texts[:50]) == wide.guides(texts[:50])
+
+
 def test_nothing_to_learn_is_a_clear_error():
     with pytest.raises(guide.GuideError, match="tokenize.guide: none"):
         guide.ClauseScorer.fit(["今天天气不错，晚上追剧。"] * 4, ["无关的摘要"] * 4)
