@@ -154,8 +154,8 @@ class ClauseScorer:
                 out.append([])
                 continue
             order = np.argsort(-p, kind="stable")[:self.max_clauses]
-            chosen = [int(j) for k, j in enumerate(order) if k == 0 or p[j] >= self.min_probability]
-            c, chosen = self.context, sorted(chosen)
+            chosen = sorted(int(j) for k, j in enumerate(order) if k == 0 or p[j] >= self.min_probability)
+            c = self.context
             beside = {i for j in chosen for i in range(max(0, j - c), min(len(d), j + c + 1))} - set(chosen)
             # the picks first, where the copy head's position keys learnt the cause begins; then their context
             out.append(chosen + sorted(beside))

@@ -58,6 +58,18 @@ class PointerOutput(Seq2SeqLMOutput):
     copy_alignment_loss: torch.FloatTensor | None = None
 
 
+def runs_ending(match):
+    """(batch, target, source) long: how many consecutive matches end at (t, j), along the
+    diagonal: match[t, j] * (1 + the run ending at (t - 1, j - 1)). The longest-common-substring
+    dynamic programme, one step a target token."""
+    m = match.long()
+    out = torch.zeros_like(m)
+    for t in range(m.shape[1]):
+        prev = nn.functional.pad(out[:, t - 1, :-1], (1, 0)) if t else torch.zeros_like(m[:, 0])
+        out[:, t] = m[:, t] * (prev + 1)
+    return out
+
+
 def matched_runs(source_ids, history_ids, max_run: int):
     """(batch, steps, source) long: after each step t (history_ids[:, t] just written), for each input
     position j, how many of the tokens written up to t the input holds right before j:
@@ -69,16 +81,10 @@ def matched_runs(source_ids, history_ids, max_run: int):
     the character after it were marked alike, and the model wrote 姑 or 1 once (7 / 21 of the
     test / held-out causes the position-keyed model missed, 2026-12-07). The run tells them apart:
     `被姑` matches two tokens before the second 姑, one before 骗. Computed from the tokens written
-    (a dynamic programme, one step a token) rather
-    than from where the pointer pointed, so generation needs no state beyond the ids it keeps."""
-    before = nn.functional.pad(source_ids[:, :-1], (1, 0), value=-1)   # before[:, j] = source[:, j - 1]
-    run = torch.zeros_like(source_ids)
-    out = []
-    for t in range(history_ids.shape[1]):
-        earlier = nn.functional.pad(run[:, :-1], (1, 0))                  # earlier[:, j] = run[:, j - 1]
-        run = torch.where(before == history_ids[:, t, None], (earlier + 1).clamp_max(max_run), 0)
-        out.append(run)
-    return torch.stack(out, 1)
+    (runs_ending) rather than from where the pointer pointed, so generation needs no state beyond
+    the ids it keeps."""
+    ending = runs_ending(history_ids[:, :, None] == source_ids[:, None, :])   # runs ending *at* j
+    return nn.functional.pad(ending[:, :, :-1], (1, 0)).clamp_max(max_run)    # ... before j
 
 
 def copy_alignment(source_ids, labels, source_mask=None, skip_ids=(), min_run: int = ALIGN_MIN_RUN):
@@ -95,13 +101,10 @@ def copy_alignment(source_ids, labels, source_mask=None, skip_ids=(), min_run: i
         match &= source_mask[:, None, :].bool()
     for i in skip_ids:
         match &= (labels != i)[:, :, None]
-    m = match.int()
-    ends = torch.zeros_like(m)     # length of the matching run ending at (t, j)
+    m = match.long()
+    ends = runs_ending(m)          # length of the matching run ending at (t, j)
     starts = torch.zeros_like(m)   # length of the matching run starting at (t, j)
     t_len = m.shape[1]
-    for t in range(t_len):
-        prev = nn.functional.pad(ends[:, t - 1, :-1], (1, 0)) if t else torch.zeros_like(m[:, 0])
-        ends[:, t] = m[:, t] * (prev + 1)
     for t in reversed(range(t_len)):
         nxt = nn.functional.pad(starts[:, t + 1, 1:], (0, 1)) if t + 1 < t_len else torch.zeros_like(m[:, 0])
         starts[:, t] = m[:, t] * (nxt + 1)

@@ -209,14 +209,14 @@ def _span_task(n, g, length=12, span=4):
     return torch.tensor(xs), torch.tensor(ys)
 
 
-def _pointer_on_span_start(weight, steps=80):
-    torch.manual_seed(0)
-    model = MT5PointerGenerator(MT5PointerConfig(vocab_size=40, copy_alignment=weight, **SHAPE))
+def _train_and_point(model, task, steps):
+    """Train on `task(32, generator)` batches for `steps` steps, then return a fresh batch of 64, the
+    model's output on it (evaluation mode) and its copy attention at every step."""
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     model.train()
     for _ in range(steps):
-        x, y = _span_task(32, g)
+        x, y = task(32, g)
         # as the Trainer calls it with a compute_loss_func: the labels popped, the collator's decoder inputs
         out = model(input_ids=x, attention_mask=torch.ones_like(x), decoder_input_ids=model._shift_right(y))
         loss = token_mean_loss(out, y)
@@ -224,12 +224,20 @@ def _pointer_on_span_start(weight, steps=80):
         opt.step()
         opt.zero_grad()
     model.eval()
-    x, y = _span_task(64, torch.Generator().manual_seed(1))
+    x, y = task(64, torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = model(input_ids=x, attention_mask=torch.ones_like(x), labels=y)
-        states = model.decoder(input_ids=model._shift_right(y), encoder_hidden_states=out.encoder_last_hidden_state)[0]
-        _, _, attn = model.copy_distribution(states, out.encoder_last_hidden_state, torch.ones_like(x), x,
-                                             model._shift_right(y), return_attention=True)
+        enc = out.encoder_last_hidden_state
+        states = model.decoder(input_ids=model._shift_right(y), encoder_hidden_states=enc)[0]
+        _, _, attn = model.copy_distribution(states, enc, torch.ones_like(x), x, model._shift_right(y),
+                                             return_attention=True)
+    return x, out, attn
+
+
+def _pointer_on_span_start(weight, steps=80):
+    torch.manual_seed(0)
+    model = MT5PointerGenerator(MT5PointerConfig(vocab_size=40, copy_alignment=weight, **SHAPE))
+    x, out, attn = _train_and_point(model, _span_task, steps)
     start = (x == 39).int().argmax(-1) + 1
     assert out.copy_alignment_loss is None   # evaluation: the loss is the summary's likelihood only
     return attn[torch.arange(len(x)), 0, start].mean().item()
@@ -318,6 +326,10 @@ def test_copy_positions_and_runs_are_saved_and_older_checkpoints_load_without_th
     same = torch.ones(1, 5, SHAPE["d_model"])
     keys = model.copy_keys(same)
     assert not torch.allclose(keys[0, 0], keys[0, 1])
+    # a long input (summarize reads any length): positions past POSITION_MAX_DISTANCE share the last bucket
+    far = model.copy_keys(torch.ones(1, 3 * pointer.POSITION_MAX_DISTANCE, SHAPE["d_model"]))
+    assert torch.equal(far[0, 2 * pointer.POSITION_MAX_DISTANCE], far[0, -1])
+    assert not torch.allclose(far[0, 0], far[0, -1])
     old = MT5PointerGenerator(MT5PointerConfig(vocab_size=40, **SHAPE))   # as saved before copy_positions
     old.save_pretrained(tmp_path / "old")
     again = hf.load_pretrained(str(tmp_path / "old"))
@@ -330,28 +342,11 @@ def _pointer_on_a_fixed_place(positions, at=6, steps=80):
     torch.manual_seed(0)
     model = MT5PointerGenerator(MT5PointerConfig(vocab_size=40, copy_alignment=1.0, copy_positions=positions,
                                                  **SHAPE))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-
     def task(n, g):
         x = torch.cat([torch.randint(3, 10, (n, 12), generator=g), torch.ones(n, 1, dtype=torch.long)], 1)
         return x, torch.cat([x[:, at:at + 4], torch.ones(n, 1, dtype=torch.long)], 1)
 
-    g = torch.Generator().manual_seed(0)
-    model.train()
-    for _ in range(steps):
-        x, y = task(32, g)
-        loss = token_mean_loss(model(input_ids=x, attention_mask=torch.ones_like(x),
-                                     decoder_input_ids=model._shift_right(y)), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    model.eval()
-    x, y = task(64, torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        enc = model.encoder(input_ids=x)[0]
-        states = model.decoder(input_ids=model._shift_right(y), encoder_hidden_states=enc)[0]
-        _, _, attn = model.copy_distribution(states, enc, torch.ones_like(x), x, model._shift_right(y),
-                                             return_attention=True)
+    _, _, attn = _train_and_point(model, task, steps)
     return attn[:, 0, at].mean().item()
 
 
