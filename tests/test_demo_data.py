@@ -129,3 +129,22 @@ def test_a_duplicated_pool_retells_earlier_pairs_that_the_near_duplicate_check_f
     # the held-out split and the default pool are untouched by the option
     assert [r for r in dup if r["split"] == "heldout"] == [r for r in plain if r["split"] == "heldout"]
     assert demo_data.generate(1500, 0, 50, duplicates=0.0) == plain
+
+
+def test_the_feeling_shape_bench_finds_the_generators_negations_and_other_peoples_feelings():
+    """bench/feeling_shapes.py splits emotion recall by the generator's templates; it must find
+    them as the generator writes them (12% negations, 8% someone else's feeling beside the
+    author's) and not call a plain text one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("feeling_shapes", ROOT / "bench" / "feeling_shapes.py")
+    shapes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shapes)
+    assert shapes.shape("因为外公住院了，不是生气，不安得要命。") == "negation"
+    assert shapes.shape("同桌终于戒烟了，说不上焦虑，更多的是心凉到了极点。") == "negation"
+    assert shapes.shape("老乡倒是挺委屈的，我却心里满心期待。") == "someone else's"
+    assert shapes.shape("明明不是我的错却没人信我，真的好委屈。") == "plain"
+    rows = demo_data.generate(n=2000, seed=3, heldout=0)
+    share = {k: sum(shapes.shape(r["text"]) == k for r in rows) / len(rows) for k in ("negation", "someone else's")}
+    assert 0.09 < share["negation"] < 0.15, share
+    assert 0.05 < share["someone else's"] < 0.11, share
