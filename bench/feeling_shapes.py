@@ -51,8 +51,9 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for path in args.predictions:
         right, total = collections.Counter(), collections.Counter()
-        for line in open(path, encoding="utf-8"):
-            row = json.loads(line)
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f]
+        for row in rows:
             ok = f"感到{row['facts']['emotion']}" in row["prediction"]
             groups = ["all", shape(row["text"])]
             if row["split"] != "test":
