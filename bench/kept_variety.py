@@ -4,6 +4,7 @@ often than `random` (bench/strategies.py), though every figure of coverage.py wa
 
     python bench/kept_variety.py                 # the demo's training pool cut to 1,000
     python bench/kept_variety.py --keep 5000 --seeds 42 7
+    python bench/kept_variety.py --data skewed.jsonl.gz --keep 5000 --representation summary
 
 Cuts by the subsample stage's own code (stages/subsample.py cut_train), with and without the
 emotion as the label column. Variety: distinct character 3-grams of the kept texts, and distinct
@@ -34,6 +35,7 @@ def describe(rows: list[dict]) -> dict:
         clauses.update(c for c in re.split(r"[，。！？\n]", t) if c and r["cause"] not in c)
     return {"median_chars": statistics.median(len(r["text"]) for r in rows),
             "emotion_max_min": f"{max(emotions.values())}/{min(emotions.values())}",
+            "top_emotion_share": round(max(emotions.values()) / len(rows), 3),
             "emotion_named_share": round(sum(r["emotion"] in r["text"] for r in rows) / len(rows), 3),
             "diary_share": round(sum(r["type"] == "diary" for r in rows) / len(rows), 3),
             "distinct_3grams": len(grams), "distinct_other_clauses": len(clauses)}
@@ -49,6 +51,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
     ap.add_argument("--picks", nargs="+", default=["nearest", "random"],
                     help="representative_pick values to cut with (beside random and stratified)")
+    ap.add_argument("--representation", default="pair", choices=("pair", "summary"),
+                    help="subsample.representation of the representative cuts")
     args = ap.parse_args()
     with gzip.open(args.data, "rt", encoding="utf-8") as f:
         pool = [r for r in map(json.loads, f) if r["split"] == "train"]
@@ -58,7 +62,8 @@ def main() -> None:
             [("representative", label, pick) for pick in args.picks for label in (False, True)]
         for strategy, label, pick in cuts:
             cfg = params.parse_section("subsample", {"max_samples": args.keep, "strategy": strategy, "seed": seed,
-                                                     **({"representative_pick": pick} if pick else {})})
+                                                     **({"representative_pick": pick} if pick else {}),
+                                                     "representation": args.representation})
             rows = [{**r, "label": r["emotion"] if label else None} for r in pool]
             kept, cover = subsample.cut_train(rows, cfg, has_label=label)
             name = strategy + (f", pick {pick}" if pick else "") + (" (label: emotion)" if label else "")

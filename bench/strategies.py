@@ -4,6 +4,11 @@ representative cuts of the same pool, each trained with two seeds, scored on tes
     python bench/strategies.py                         # about 45 min on 2 cores; run it alone
     python bench/strategies.py --pools demo --keep 1000 --seeds 42,7 --max-steps 600
     python bench/strategies.py --pools skewed --keep 5000 --max-steps -1 --strategies random,representative
+    python bench/strategies.py --pools skewed --keep 5000 --max-steps -1 --strategies random,representative --representation summary
+
+A strategy may name its `subsample.representative_pick` after a colon (`representative:kcenter`);
+--representation sets `subsample.representation` in every run (the random cut is the same either
+way; its coverage figures are then in that representation).
 
 For each pool, strategy and seed, in a temporary folder and in this process: the subsample,
 tokenize, train and evaluate stages' own code with params.yaml's recipe, only `subsample.strategy`,
@@ -28,6 +33,7 @@ Prints a table per pool (mean and range over seeds), then one JSON line.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import statistics
@@ -50,7 +56,8 @@ def scores(metrics: dict) -> dict:
             "constant_rougeL": metrics.get("constant_rougeL"), "lead_cause_half": lead.get("cause_half")}
 
 
-def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Path, near_dups: bool = True) -> dict:
+def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Path, near_dups: bool = True,
+        representation: str = "pair") -> dict:
     from emosum import params
     from stages import evaluate, subsample, tokenize, train
 
@@ -58,12 +65,15 @@ def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Pa
 
     doc = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     doc["data"]["path"] = str(pool)
-    doc["subsample"].update(strategy=strategy, seed=seed, max_samples=keep)
+    name, _, pick = strategy.partition(":")
+    doc["subsample"].update(strategy=name, seed=seed, max_samples=keep, representation=representation)
+    if pick:
+        doc["subsample"]["representative_pick"] = pick
     doc["train"].update(seed=seed, max_steps=max_steps)
     if not near_dups:
         doc["subsample"]["near_duplicate_jaccard"] = None
     data, sub, model, tok, tr, ev = params.validate(doc, "data", "subsample", "model", "tokenize", "train", "evaluate")
-    out = tmp / f"{pool.stem}-{strategy}-{seed}-{int(near_dups)}"
+    out = tmp / f"{pool.stem}-{strategy.replace(':', '-')}-{seed}-{int(near_dups)}"
     t0 = time.monotonic()
     s = subsample.run(data, sub, out / "splits", ev.fact_columns)
     tokenize.run(model, tok, out / "splits", out / "tokenizer", out / "tokenized")
@@ -79,15 +89,19 @@ def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Pa
             # pairs kept whose summary another kept pair has too (the demo's summaries are unique
             # except where a pair was retold): the redundancy the model trains on
             "kept_repeated_summaries": len(kept_rows) - len({r["summary"] for r in kept_rows}),
+            # the most common feeling's share of the kept pairs (the skewed pool crowds one: SKEW_EMOTION)
+            "kept_top_emotion_share": round(max(collections.Counter(
+                r.get("facts", {}).get("emotion") for r in kept_rows).values()) / len(kept_rows), 4),
             "test": scores(metrics), "heldout": scores(metrics.get("heldout", {"rougeL": None}))}
 
 
 def table(rows: list[dict], pool: str) -> None:
     print(f"\npool: {pool} (mean over seeds; range in brackets)\n")
     head = " | ".join(f"{split} {name}" for split in ("test", "heldout") for _, name in FIGURES)
-    print(f"| strategy | {head} | floors test / held-out (lead, constant ROUGE-L; lead cause half) | coverage |")
-    print("|---|" + "---|" * (2 * len(FIGURES) + 2))
-    for strategy in STRATEGIES:
+    print(f"| strategy | {head} | floors test / held-out (lead, constant ROUGE-L; lead cause half) | coverage | "
+          "top feeling's share of the kept |")
+    print("|---|" + "---|" * (2 * len(FIGURES) + 3))
+    for strategy in dict.fromkeys(r["strategy"] for r in rows if r["pool"] == pool):
         mine = [r for r in rows if r["pool"] == pool and r["strategy"] == strategy]
         if not mine:
             continue
@@ -110,6 +124,7 @@ def table(rows: list[dict], pool: str) -> None:
         cells.append(" / ".join(floors))
         cov = [r["coverage_mean"] for r in mine if r["coverage_mean"] is not None]
         cells.append(f"{statistics.mean(cov):.3f}" if cov else "-")
+        cells.append(f"{100 * statistics.mean(r['kept_top_emotion_share'] for r in mine):.1f}%")
         print(f"| {strategy} | " + " | ".join(cells) + " |")
 
 
@@ -122,6 +137,8 @@ def main() -> None:
     ap.add_argument("--skew", type=float, default=0.6)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--duplicates", type=float, default=0.3, help="the duplicated pool's share of retold pairs")
+    ap.add_argument("--representation", default="pair", choices=("pair", "summary"),
+                    help="subsample.representation of every run")
     ap.add_argument("--no-near-duplicates", dest="near_dups", action="store_false",
                     help="subsample.near_duplicate_jaccard: null (exact duplicates only) in every run")
     args = ap.parse_args()
@@ -152,7 +169,7 @@ def main() -> None:
         for pool in args.pools.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 for strategy in args.strategies.split(","):
-                    r = one(pools[pool], strategy, seed, args.keep, args.max_steps, tmp, args.near_dups)
+                    r = one(pools[pool], strategy, seed, args.keep, args.max_steps, tmp, args.near_dups, args.representation)
                     r["pool"] = pool
                     rows.append(r)
                     print(f"{pool} {strategy} seed {seed}: {r['minutes']} min; test {r['test']}; "
@@ -160,7 +177,8 @@ def main() -> None:
                           f"{r['near_duplicates_dropped']}, kept pairs repeating a summary {r['kept_repeated_summaries']}",
                           file=sys.stderr, flush=True)
     print(f"\nsubsample strategies, {args.keep} training pairs kept, {args.max_steps} steps, seeds {args.seeds}, "
-          f"near-duplicate check {'on' if args.near_dups else 'off'}, params.yaml's recipe otherwise")
+          f"near-duplicate check {'on' if args.near_dups else 'off'}, representation {args.representation}, "
+          "params.yaml's recipe otherwise")
     for pool in args.pools.split(","):
         table(rows, pool)
     print(json.dumps({"keep": args.keep, "rows": rows}, ensure_ascii=False))

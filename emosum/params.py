@@ -71,6 +71,9 @@ class SubsampleParams(Section):
     strategy: Literal["random", "stratified", "representative"] = "random"
     # representative: which member of each k-means cluster is kept (emosum/coverage.py)
     representative_pick: Literal["nearest", "random", "kcenter"] = "nearest"
+    # what the cut and its coverage figures compare pairs by: input and summary in one bag, or the
+    # summary alone (what a pair teaches; emosum/coverage.py)
+    representation: Literal["pair", "summary"] = "pair"
     length_buckets: int = Field(4, ge=1, description="input-length strata when there is no label")
 
 

@@ -216,7 +216,7 @@ def cut_train(rows: list[dict], cfg: params.SubsampleParams, has_label: bool) ->
     if not cap or cap >= len(rows):
         return rows, None
     t0 = time.perf_counter()
-    x = coverage.features([r["text"] for r in rows], [r["summary"] for r in rows], cfg.seed)
+    x = coverage.features([r["text"] for r in rows], [r["summary"] for r in rows], cfg.seed, cfg.representation)
     labels = [r["label"] for r in rows] if has_label else None
     if cfg.strategy == "representative":
         kept = coverage.representative(x, cap, labels, cfg.seed, cfg.representative_pick)
@@ -226,7 +226,7 @@ def cut_train(rows: list[dict], cfg: params.SubsampleParams, has_label: bool) ->
     pick_s = time.perf_counter() - t0
     lengths = [len(r["text"]) for r in rows]
     pool_clusters = coverage.clusters(x, cfg.seed)
-    cover = {"strategy": cfg.strategy, "seconds": round(pick_s, 2),
+    cover = {"strategy": cfg.strategy, "representation": cfg.representation, "seconds": round(pick_s, 2),
              "kept": coverage.coverage(x, kept, labels, lengths, cfg.seed, pool_clusters)}
     if cfg.strategy != "random":  # beside it: a random cut of the same size (the same seed as `random` uses)
         rnd = sorted(random.Random(cfg.seed).sample(range(len(rows)), cap))

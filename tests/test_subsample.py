@@ -245,3 +245,30 @@ def test_the_stage_cuts_with_kcenter_and_records_its_coverage():
     assert cover["kept"]["min_similarity_to_nearest_kept"] > cover["random_cut"]["min_similarity_to_nearest_kept"]
     with pytest.raises(params.ParamsError, match="representative_pick"):
         params.parse_section("subsample", {"representative_pick": "farthest"})
+
+
+def test_the_summary_representation_sees_a_pool_crowded_with_one_summary():
+    """150 of 200 pairs say one of 15 near-identical summaries under long inputs that differ (a pool crowded with
+    one kind of pair); 50 say each their own. Compared by the summary alone, a representative cut to
+    50 keeps few of the crowded pairs; compared as one bag of input and summary, where the inputs'
+    words outweigh the summaries', it keeps about their share of the pool, as a random cut does."""
+    import random
+
+    rng = random.Random(0)
+    chars = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    crowded = [f"作者因被{p}{v}了感到焦虑。" for p in ("老板", "同事", "领导", "室友", "妈妈") for v in ("批评", "骂", "笑话")]
+    rows = []
+    for i in range(200):
+        # the others' words come from 40 characters, so each is seen twice or more (TF-IDF's min_df)
+        summary = crowded[i % 15] if i < 150 else "作者因" + "".join(rng.sample(chars[:40], 8)) + "感到开心。"
+        rows.append({"text": "".join(rng.sample(chars, 80)) + summary[3:-5], "summary": summary, "label": None})
+    share = {}
+    for rep in ("pair", "summary"):
+        cfg = params.parse_section("subsample", {"max_samples": 50, "strategy": "representative",
+                                                 "representation": rep})
+        kept, cover = subsample.cut_train(rows, cfg, has_label=False)
+        assert len(kept) == 50 and cover["representation"] == rep
+        share[rep] = sum(r["summary"] in crowded for r in kept) / 50
+    assert share["summary"] <= 0.3 < 0.6 <= share["pair"], share
+    with pytest.raises(params.ParamsError, match="representation"):
+        params.parse_section("subsample", {"representation": "text"})
