@@ -67,7 +67,8 @@ def collect(cwd: Path = Path(".")) -> list[dict]:
         if "metrics/eval.json" not in metrics:
             return
         params = _flat(((data.get("params") or {}).get("params.yaml") or {}).get("data", {}))
-        runs.append({"name": name, "params": params, "metrics": metrics, "listed": listed})
+        runs.append({"name": name, "params": params, "metrics": metrics, "listed": listed,
+                     "created": data.get("timestamp") or ""})
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True).stdout.strip()
     for base in json.loads(out):
@@ -83,6 +84,22 @@ def collect(cwd: Path = Path(".")) -> list[dict]:
             (runs[0]["params"], runs[0]["metrics"]) == (runs[1]["params"], runs[1]["metrics"]):
         runs.pop(0)
     return runs
+
+
+def by_name(runs: list[dict]) -> tuple[dict, list[str]]:
+    """Runs by name, and the names more than one run has (an experiment name reused on another
+    commit: `dvc exp run -n` only refuses a name taken on the same one). The newest run keeps a
+    reused name (ISO timestamps sort as text; a run without one counts as oldest)."""
+    by: dict[str, dict] = {}
+    reused = []
+    for r in runs:
+        old = by.get(r["name"])
+        if old is not None:
+            reused.append(r["name"])
+            if r.get("created", "") <= old.get("created", ""):
+                continue
+        by[r["name"]] = r
+    return by, sorted(set(reused))
 
 
 def value(run: dict, file: str, key: str):
@@ -293,7 +310,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="metrics/report.md")
     args = ap.parse_args(argv)
     runs = collect_cache = collect()
-    by = {r["name"]: r for r in runs}
+    by, reused = by_name(runs)
+    for name in reused:
+        print(f"emosum-report: more than one run is named {name} (experiments on different commits); using the "
+              f"newest, made {by[name].get('created') or 'at an unknown time'}; `dvc exp rename` or `dvc exp remove` "
+              "the other to choose", file=sys.stderr)
     named = list(args.runs) + [n for n in (args.fast, args.full) if n and n not in args.runs]
     missing = [n for n in named if n not in by]
     if missing:

@@ -74,3 +74,15 @@ def test_older_commits_and_reruns_of_one_seed_are_not_counted_as_seeds():
     assert [r["name"] for r in report.replicas(runs, main)] == ["main", "main-s2"]
     text = report.markdown(runs, main, full)
     assert "| test | ROUGE-L | 89.0 (n=2, range 2.0) | 97.0 (n=1, range 0.0) | -8.0 | one seed: spread unknown |" in text
+
+
+def test_a_reused_experiment_name_means_the_newest_run():
+    """`dvc exp run -n main6-seed7` on two commits leaves two runs of one name: the newest is the one
+    a user means (the dict of names used to keep whichever `dvc exp show` listed last: the oldest)."""
+    new, old = run("wd-seed7", 7, 95.0), run("wd-seed7", 7, 94.0)
+    new["created"], old["created"] = "2026-12-07T06:31:44", "2026-12-06T21:10:00"
+    other = run("main", 7, 95.4)
+    for order in ([new, other, old], [old, other, new]):
+        by, reused = report.by_name(order)
+        assert by["wd-seed7"] is new and by["main"] is other and reused == ["wd-seed7"]
+    assert report.by_name([other]) == ({"main": other}, [])
