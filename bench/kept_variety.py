@@ -43,6 +43,7 @@ def describe(rows: list[dict]) -> dict:
 
 def main() -> None:
     from emosum import params
+    from emosum.coverage import REPRESENTATIONS
     from stages import subsample
 
     ap = argparse.ArgumentParser()
@@ -51,7 +52,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
     ap.add_argument("--picks", nargs="+", default=["nearest", "random"],
                     help="representative_pick values to cut with (beside random and stratified)")
-    ap.add_argument("--representation", default="pair", choices=("pair", "summary"),
+    ap.add_argument("--representation", default="pair", choices=REPRESENTATIONS,
                     help="subsample.representation of the representative cuts")
     args = ap.parse_args()
     with gzip.open(args.data, "rt", encoding="utf-8") as f:

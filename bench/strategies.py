@@ -129,6 +129,8 @@ def table(rows: list[dict], pool: str) -> None:
 
 
 def main() -> None:
+    from emosum.coverage import REPRESENTATIONS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pools", default="demo,skewed")
     ap.add_argument("--keep", type=int, default=1000)
@@ -137,7 +139,7 @@ def main() -> None:
     ap.add_argument("--skew", type=float, default=0.6)
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--duplicates", type=float, default=0.3, help="the duplicated pool's share of retold pairs")
-    ap.add_argument("--representation", default="pair", choices=("pair", "summary"),
+    ap.add_argument("--representation", default="pair", choices=REPRESENTATIONS,
                     help="subsample.representation of every run")
     ap.add_argument("--no-near-duplicates", dest="near_dups", action="store_false",
                     help="subsample.near_duplicate_jaccard: null (exact duplicates only) in every run")

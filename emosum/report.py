@@ -311,11 +311,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     runs = collect_cache = collect()
     by, reused = by_name(runs)
-    for name in reused:
+    named = list(args.runs) + [n for n in (args.fast, args.full) if n and n not in args.runs]
+    for name in (n for n in reused if n in named):  # an unnamed run is looked up by no name
         print(f"emosum-report: more than one run is named {name} (experiments on different commits); using the "
               f"newest, made {by[name].get('created') or 'at an unknown time'}; `dvc exp rename` or `dvc exp remove` "
               "the other to choose", file=sys.stderr)
-    named = list(args.runs) + [n for n in (args.fast, args.full) if n and n not in args.runs]
     missing = [n for n in named if n not in by]
     if missing:
         print(f"emosum-report: no run named {', '.join(missing)}; known: {', '.join(by)}", file=sys.stderr)
