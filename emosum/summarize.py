@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def summarize(texts: list[str], model_dir: str = "model", gen=None, prefix: str = "", progress: bool = False):
-    from emosum import guide, hf, selection
+    from emosum import guide, hf, punctuation, selection
     from emosum.generation import generate
 
     hf.offline_env(False)
@@ -30,7 +30,8 @@ def summarize(texts: list[str], model_dir: str = "model", gen=None, prefix: str 
     # the tokenize stage's own path: the same ids for the same text, selected or truncated
     ids = selection.encode(tok, texts, tok.model_max_length, prefix, selection.load(Path(model_dir)),
                            guide.load(Path(model_dir)))
-    return generate(model, tok, ids, gen, desc="summarize", progress=progress)
+    restored = punctuation.load(Path(model_dir))  # full-width marks the tokenizer folded (emosum/punctuation.py)
+    return [punctuation.restore(s, restored) for s in generate(model, tok, ids, gen, desc="summarize", progress=progress)]
 
 
 def _read_params(path: str) -> dict:

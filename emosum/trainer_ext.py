@@ -85,13 +85,14 @@ def save_model(trainer, tok, tok_dir: Path | None, card: str, out_dir: Path) -> 
     training_args.bin (a pickled TrainingArguments) is removed, the card holds the params."""
     import shutil
 
-    from emosum import dataio, guide, selection
+    from emosum import dataio, guide, punctuation, selection
 
     with dataio.atomic_path(out_dir, is_dir=True) as tmp:
         trainer.save_model(str(tmp))
         (tmp / "training_args.bin").unlink(missing_ok=True)
         tok.save_pretrained(str(tmp))
-        for name in (selection.FILE, guide.FILE):  # the input selection and the guide travel with the model
+        # the input selection, the guide and the punctuation table travel with the model
+        for name in (selection.FILE, guide.FILE, punctuation.FILE):
             if tok_dir is not None and (tok_dir / name).is_file():
                 shutil.copy2(tok_dir / name, tmp / name)
         (tmp / "README.md").write_text(card, encoding="utf-8")

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, facts, guide as guiding, hf, machine, params, rouge
+from emosum import dataio, facts, guide as guiding, hf, machine, params, punctuation, rouge
 from emosum.generation import generate, max_new_tokens
 from emosum.logs import setup_logging
 
@@ -130,12 +130,12 @@ def eval_splits(tokenized: Path) -> list[str]:
 
 
 def run_split(cfg: params.EvaluateParams, model, tok, ids: list, rows: list[dict], train_rows: list[dict],
-              constant: str, split: str, guide=None) -> tuple[dict, list, dict]:
+              constant: str, split: str, guide=None, restored: dict | None = None) -> tuple[dict, list, dict]:
     if len(rows) != len(ids):
         raise ValueError(f"data/splits/{split}.jsonl has {len(rows)} rows but data/tokenized/{split} has "
                          f"{len(ids)}: rerun the tokenize stage (dvc repro)")
     t0 = time.perf_counter()
-    preds = generate(model, tok, ids, cfg)
+    preds = [punctuation.restore(p, restored) for p in generate(model, tok, ids, cfg)]
     gen_s = time.perf_counter() - t0
     sources = [r["text"] for r in rows]
     metrics, per_ex = score(sources, preds, [r["summary"] for r in rows], constant)
@@ -174,7 +174,8 @@ def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, splits_dir
     metrics, predictions, details = {}, [], {}
     for split in eval_splits(tokenized):
         rows = dataio.read_jsonl(splits_dir / f"{split}.jsonl")
-        m, p, d = run_split(cfg, model, tok, ds[split]["input_ids"], rows, train_rows, constant, split, guide)
+        m, p, d = run_split(cfg, model, tok, ds[split]["input_ids"], rows, train_rows, constant, split, guide,
+                            punctuation.load(model_dir))
         predictions += p
         details[split] = d
         if split == "test":

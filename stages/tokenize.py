@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from emosum import dataio, guide as guiding, hf, params, prune, selection
+from emosum import dataio, guide as guiding, hf, params, prune, punctuation, selection
 from emosum.logs import setup_logging
 
 log = logging.getLogger("emosum.tokenize")
@@ -187,7 +187,14 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
             selection.save(scorer, tmp_tok)  # travels with the tokenizer into model/
         if guide is not None:
             guiding.save(guide, tmp_tok)  # so does the guide
-    stats = {"vocab_size": len(tok), **stats_vocab, "max_source_length": max_src, "splits": {}}
+        # the full-width marks the tokenizer folds into ASCII and the summaries write (emosum/punctuation.py)
+        restored = punctuation.fit([r["summary"] for r in rows["train"]], punctuation.normalizer_of(tok))
+        if restored:
+            punctuation.save(restored, tmp_tok)  # and this table: evaluate and summarize apply it
+            log.info("the tokenizer folds %s into ASCII; the training summaries write them full-width: "
+                     "generated summaries get them back next to CJK characters", "".join(restored.values()))
+    stats = {"vocab_size": len(tok), **stats_vocab, "max_source_length": max_src, "splits": {},
+             "punctuation_restored": restored}
 
     dd = DatasetDict()
     tok_json = tok.backend_tokenizer.to_str()  # serialised once (megabytes for a full mT5 vocabulary)

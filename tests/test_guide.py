@@ -148,7 +148,8 @@ def test_a_guided_model_and_summarize_see_the_ids_evaluate_does(tmp_path, monkey
     seen = {}
     import emosum.generation
 
-    monkeypatch.setattr(emosum.generation, "generate", lambda model, tok, ids, *a, **k: seen.setdefault("ids", ids))
+    monkeypatch.setattr(emosum.generation, "generate",
+                        lambda model, tok, ids, *a, **k: [""] * len(seen.setdefault("ids", ids)))
     summarize.summarize([r["text"] for r in test_rows], str(tmp_path / "model"))
     assert seen["ids"] == expected
     tok = tokenize.hf.load_tokenizer(str(tmp_path / "model"))

@@ -38,6 +38,8 @@ def test_tokenize_trains_sentencepiece_and_truncates(tokenized):
     # unpadded: lengths vary, padding happens at collation
     assert len(set(train_ds["length"])) > 1 and 0 not in sum(train_ds["input_ids"], [])
     assert stats["splits"]["train"]["source_truncated_share"] > 0  # the demo has long inputs
+    # the demo's help-post summaries write `，`, which the tokenizer reads as `,`: restored after generation
+    assert stats["punctuation_restored"] == {",": "，"} and (d / "tokenizer" / "punctuation.json").is_file()
 
 
 def test_tokenize_output_is_byte_identical_on_a_rerun(tokenized, tmp_path):
@@ -147,6 +149,12 @@ def test_evaluate_scores_the_test_split(tokenized, tmp_path, monkeypatch):
     assert auto["max_new_tokens"] == longest and metrics["max_new_tokens"] == 12  # the tiny config's number
     refs = [json.loads(line)["summary"] for line in open(d / "splits" / "test.jsonl", encoding="utf-8")]
     assert [p["reference"] for p in preds[:6]] == refs  # input order kept after length sorting
+    # the punctuation table travels into model/ and evaluate applies it to what the model writes
+    assert (tmp_path / "model" / "punctuation.json").is_file()
+    real = evaluate.generate
+    monkeypatch.setattr(evaluate, "generate", lambda *a, **k: [t + "感到焦虑,想知道" for t in real(*a, **k)])
+    _, written, _ = evaluate.run(section("evaluate"), tmp_path / "model", d / "tokenized", d / "splits")
+    assert all(p["prediction"].endswith("感到焦虑，想知道") for p in written)
 
 
 def test_evaluate_without_fact_columns(tokenized, tmp_path, monkeypatch):
