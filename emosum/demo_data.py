@@ -377,13 +377,24 @@ def _others(rng: random.Random, vocab: Vocab, emotion: str) -> list[str]:
 SKEW_EMOTION, SKEW_FRAMES = "焦虑", NEGATIVE[:3]  # the narrow slice a skewed pool is crowded with
 
 
-def make_pair(rng: random.Random, vocab: Vocab, narrow: bool = False) -> dict:
+def make_pair(rng: random.Random, vocab: Vocab, narrow: bool = False,
+              recast: dict | None = None) -> tuple[dict, bool]:
     """One pair; `narrow`: from the slice a skewed pool over-represents (one feeling, three cause
-    frames, diaries): like a scraped pool where one topic dominates."""
-    emotion = SKEW_EMOTION if narrow else rng.choice(sorted(EMOTIONS))
-    valence = EMOTIONS[emotion][0]
-    frames = SKEW_FRAMES if narrow else FREE if rng.random() < FREE_SHARE else NEGATIVE if valence < 0 else POSITIVE
-    cause = _compose(rng, rng.choice(frames), vocab)
+    frames, diaries): like a scraped pool where one topic dominates. `recast`: an earlier pair whose
+    cause this one tells again with another feeling (of the same valence where its frame has one),
+    in a text of its own. Returns the pair and whether its cause came from a frame of one valence
+    (`recast` needs it: a frame's cause keeps its valence when told again)."""
+    if recast is not None:
+        cause = recast["cause"]
+        valence = EMOTIONS[recast["emotion"]][0] if recast.get("framed") else rng.choice([-1, 1])
+        emotion = rng.choice(sorted(e for e, (v, _, _) in EMOTIONS.items() if v == valence and e != recast["emotion"]))
+        framed = recast.get("framed", False)
+    else:
+        emotion = SKEW_EMOTION if narrow else rng.choice(sorted(EMOTIONS))
+        valence = EMOTIONS[emotion][0]
+        free = not narrow and rng.random() < FREE_SHARE
+        frames = SKEW_FRAMES if narrow else FREE if free else NEGATIVE if valence < 0 else POSITIVE
+        cause, framed = _compose(rng, rng.choice(frames), vocab), not free
     kind = "diary" if narrow else rng.choice(["diary", "help", "chat"])
     others = _others(rng, vocab, emotion)
     cut = rng.randint(0, len(others))
@@ -408,7 +419,8 @@ def make_pair(rng: random.Random, vocab: Vocab, narrow: bool = False) -> dict:
         summary = f"{name}因{cause}感到{emotion}。"
     # the facts `evaluate.fact_columns` checks: the cause as the summary states it, the label
     # wording: the feeling's wording family (held-out split: seen, new_form, new_word, new_phrase)
-    return {"type": kind, "emotion": emotion, "cause": cause, "wording": wording, "text": text, "summary": summary}
+    row = {"type": kind, "emotion": emotion, "cause": cause, "wording": wording, "text": text, "summary": summary}
+    return row, framed
 
 
 def retell(rng: random.Random, row: dict) -> dict:
@@ -436,16 +448,19 @@ def retell(rng: random.Random, row: dict) -> dict:
 
 
 def generate(n: int = 13_000, seed: int = 0, heldout: int = 0, skew: float = 0.0,
-             duplicates: float = 0.0) -> list[dict]:
+             duplicates: float = 0.0, recast: float = 0.0) -> list[dict]:
     """n pairs from the training vocabulary (split "train": the pipeline carves validation and test
     out of them), then `heldout` pairs from the held-out vocabulary and wordings (split "heldout").
     `skew`: the share of the n drawn from one narrow slice (SKEW_EMOTION, SKEW_FRAMES, diaries), a
     skewed pool for comparing subsample strategies; the held-out pairs stay as they are.
     `duplicates`: the share of the n that retell an earlier training pair (`retell`: near-duplicates,
-    not exact copies; `duplicate_of` names the pair retold), a redundant pool for the same purpose."""
+    not exact copies; `duplicate_of` names the pair retold), a redundant pool for the same purpose.
+    `recast`: the share of the n that tell an earlier training pair's cause again with another feeling,
+    in a new text (`recast_of` names it): the cause no longer tells the feeling, so a model that
+    memorises a pair's feeling by its cause is wrong on its twin and has to read the feeling."""
     rows = []
     for side, count in (("train", n), ("heldout", heldout)):
-        tag = "".join(f"-{k}{v}" for k, v in (("skew", skew), ("dup", duplicates)) if v)
+        tag = "".join(f"-{k}{v}" for k, v in (("skew", skew), ("dup", duplicates), ("recast", recast)) if v)
         rng = random.Random(f"{seed}-{side}" if not tag or side == "heldout" else f"{seed}-{side}{tag}")
         vocab = Vocab(side == "heldout")
         made: list[dict] = []
@@ -455,8 +470,13 @@ def generate(n: int = 13_000, seed: int = 0, heldout: int = 0, skew: float = 0.0
                 rows.append({"id": f"demo-{side}-{i:05d}", "split": side, **retell(rng, src["row"]),
                              "duplicate_of": src["id"]})
                 continue
-            pair = make_pair(rng, vocab, narrow=bool(skew) and side == "train" and rng.random() < skew)
-            made.append({"id": f"demo-{side}-{i:05d}", "row": pair})
+            if side == "train" and recast and made and rng.random() < recast:
+                src = rng.choice(made)
+                pair, _ = make_pair(rng, vocab, recast={**src["row"], "framed": src["framed"]})
+                rows.append({"id": f"demo-{side}-{i:05d}", "split": side, **pair, "recast_of": src["id"]})
+                continue
+            pair, framed = make_pair(rng, vocab, narrow=bool(skew) and side == "train" and rng.random() < skew)
+            made.append({"id": f"demo-{side}-{i:05d}", "row": pair, "framed": framed})
             rows.append({"id": f"demo-{side}-{i:05d}", "split": side, **pair})
     return rows
 
@@ -474,13 +494,17 @@ def main() -> None:
                     help="share of the training pairs from one narrow slice (a skewed pool; default 0)")
     ap.add_argument("--duplicates", type=float, default=0.0,
                     help="share of the training pairs that retell an earlier one (near-duplicates; default 0)")
+    ap.add_argument("--recast", type=float, default=0.0,
+                    help="share of the training pairs that tell an earlier one's cause with another feeling (default 0)")
     args = ap.parse_args()
     if not 0 <= args.skew < 1:
         ap.error(f"--skew {args.skew}: a share from 0 to below 1")
     if not 0 <= args.duplicates < 1:
         ap.error(f"--duplicates {args.duplicates}: a share from 0 to below 1")
+    if not 0 <= args.recast < 1:
+        ap.error(f"--recast {args.recast}: a share from 0 to below 1")
     tmp = args.output + ".tmp"
-    rows = generate(args.n, args.seed, args.heldout, args.skew, args.duplicates)
+    rows = generate(args.n, args.seed, args.heldout, args.skew, args.duplicates, args.recast)
     # mtime=0 keeps the gzip bytes identical run to run (gzip stores a timestamp otherwise).
     with open(tmp, "wb") as raw:
         out = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if args.output.endswith(".gz") else raw

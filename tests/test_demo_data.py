@@ -131,6 +131,34 @@ def test_a_duplicated_pool_retells_earlier_pairs_that_the_near_duplicate_check_f
     assert demo_data.generate(1500, 0, 50, duplicates=0.0) == plain
 
 
+def test_a_recast_pool_tells_earlier_causes_again_with_another_feeling_in_a_new_text():
+    """--recast: a share of the training pairs tell an earlier pair's cause with another feeling
+    (the same valence where the cause came from a frame of one), in a text of their own: the cause
+    alone no longer tells the feeling. The held-out split and the default pool stay as they are."""
+    from emosum import near_dups
+
+    plain, rc = demo_data.generate(1500, 0, 50), demo_data.generate(1500, 0, 50, recast=0.4)
+    train = [r for r in rc if r["split"] == "train"]
+    by_id = {r["id"]: r for r in train}
+    recast = [r for r in train if "recast_of" in r]
+    assert 0.35 < len(recast) / len(train) < 0.45
+    same_valence = 0
+    for r in recast:
+        src = by_id[r["recast_of"]]
+        assert "recast_of" not in src and src["id"] < r["id"]
+        assert r["cause"] == src["cause"] and r["emotion"] != src["emotion"]
+        assert r["cause"] in r["text"] and r["summary"] != src["summary"]
+        assert f"感到{r['emotion']}" in r["summary"]
+        same_valence += demo_data.EMOTIONS[r["emotion"]][0] == demo_data.EMOTIONS[src["emotion"]][0]
+    # a frame's cause keeps its valence (half the causes), a free one takes either: about 0.75 alike
+    assert 0.6 < same_valence / len(recast) < 0.9
+    sims = [near_dups.jaccard(near_dups.shingles(r["text"]), near_dups.shingles(by_id[r["recast_of"]]["text"]))
+            for r in recast]
+    assert sum(s >= 0.6 for s in sims) / len(sims) < 0.2  # new texts, mostly not near-duplicates
+    assert [r for r in rc if r["split"] == "heldout"] == [r for r in plain if r["split"] == "heldout"]
+    assert demo_data.generate(1500, 0, 50, recast=0.0) == plain
+
+
 def test_the_feeling_shape_bench_finds_the_generators_negations_and_other_peoples_feelings():
     """bench/feeling_shapes.py splits emotion recall by the generator's templates; it must find
     them as the generator writes them (12% negations, 8% someone else's feeling beside the
