@@ -23,6 +23,9 @@ wrote the template with chance-level feelings: nothing to compare).
   skewed   the demo generator with --skew 0.6: 60% of the training pool from one narrow slice
            (one feeling, three cause frames, diaries), the held-out split as in the demo. Its test
            split is carved from the skewed pool (skewed too); the held-out split is not.
+  csl      the real CSL set (../shared/data/csl/pairs.jsonl: its 1,000 dev abstracts -> titles as the
+           pool, the carve and cut from them; its official test split scored), with the README's
+           CSL data params and no fact columns; --keep below the pool (e.g. 475 of its 950).
   duplicated  the demo generator with --duplicates 0.3: 30% of the training pool retells an earlier
            pair (near-duplicates: one sentence dropped, swapped or added). With --no-near-duplicates
            the subsample stage's near-duplicate check is off (`near_duplicate_jaccard: null`), so
@@ -45,6 +48,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 STRATEGIES = ("random", "stratified", "representative")
+# real sets: the file beside the checkout and the params that read it (README "Your own data")
+REAL = {"csl": (ROOT.parent / "shared" / "data" / "csl" / "pairs.jsonl",
+                {"text_column": "source", "summary_column": "summary", "split_column": "split", "train_split": "dev",
+                 "validation_split": None, "test_split": "test", "extra_test_splits": []},
+                {"fact_columns": []})}
 FIGURES = (("rougeL", "ROUGE-L"), ("cause_half", "cause half"), ("emotion", "emotion"))
 
 
@@ -65,6 +73,10 @@ def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Pa
 
     doc = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     doc["data"]["path"] = str(pool)
+    for real, (path, data_keys, eval_keys) in REAL.items():
+        if pool == path:
+            doc["data"].update(data_keys)
+            doc["evaluate"].update(eval_keys)
     name, _, pick = strategy.partition(":")
     doc["subsample"].update(strategy=name, seed=seed, max_samples=keep, representation=representation)
     if pick:
@@ -91,7 +103,8 @@ def one(pool: Path, strategy: str, seed: int, keep: int, max_steps: int, tmp: Pa
             "kept_repeated_summaries": len(kept_rows) - len({r["summary"] for r in kept_rows}),
             # the most common feeling's share of the kept pairs (the skewed pool crowds one: SKEW_EMOTION)
             "kept_top_emotion_share": round(max(collections.Counter(
-                r.get("facts", {}).get("emotion") for r in kept_rows).values()) / len(kept_rows), 4),
+                r.get("facts", {}).get("emotion") for r in kept_rows).values()) / len(kept_rows), 4)
+            if any("emotion" in r.get("facts", {}) for r in kept_rows) else None,
             "test": scores(metrics), "heldout": scores(metrics.get("heldout", {"rougeL": None}))}
 
 
@@ -118,13 +131,15 @@ def table(rows: list[dict], pool: str) -> None:
         for split in ("test", "heldout"):
             f = [(r[split].get("lead_rougeL"), r[split].get("constant_rougeL"), r[split].get("lead_cause_half"))
                  for r in mine]
-            f = [x for x in f if None not in x]
-            floors.append(f"{statistics.mean(x[0] for x in f):.1f}, {statistics.mean(x[1] for x in f):.1f}; "
-                          f"{100 * statistics.mean(x[2] for x in f):.1f}%" if f else "-")
+            f = [x for x in f if None not in x[:2]]
+            half = [x[2] for x in f if x[2] is not None]  # none without fact columns (a real set)
+            floors.append(f"{statistics.mean(x[0] for x in f):.1f}, {statistics.mean(x[1] for x in f):.1f}"
+                          + (f"; {100 * statistics.mean(half):.1f}%" if half else "") if f else "-")
         cells.append(" / ".join(floors))
         cov = [r["coverage_mean"] for r in mine if r["coverage_mean"] is not None]
         cells.append(f"{statistics.mean(cov):.3f}" if cov else "-")
-        cells.append(f"{100 * statistics.mean(r['kept_top_emotion_share'] for r in mine):.1f}%")
+        top = [r["kept_top_emotion_share"] for r in mine if r["kept_top_emotion_share"] is not None]
+        cells.append(f"{100 * statistics.mean(top):.1f}%" if top else "-")
         print(f"| {strategy} | " + " | ".join(cells) + " |")
 
 
@@ -158,6 +173,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         pools = {"demo": ROOT / "data" / "demo" / "emotions.jsonl.gz"}
+        for real, (path, _, _) in REAL.items():
+            if real in args.pools.split(",") and not path.exists():
+                ap.error(f"--pools {real}: {path} is not there (../shared/data beside the checkout)")
+            pools[real] = path
         if "skewed" in args.pools:
             pools["skewed"] = tmp / "skewed.jsonl"
             with open(pools["skewed"], "w", encoding="utf-8") as f:
