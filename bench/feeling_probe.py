@@ -84,11 +84,11 @@ def main(argv=None) -> int:
             beam[split, group] += "prediction" in r and f"感到{emo}" in r["prediction"]
         if got != emo:
             errors[split, "a distractor" if got in others else "another feeling"] += 1
+    has_beam = any("prediction" in r for r in rows)
     print("| split | group | rows | probe: named right | beam search: named right |")
     print("|---|---|---|---|---|")
     for split, group in sorted(n, key=lambda k: (k[0], k[1] != "all", k[1])):
         k = (split, group)
-        has_beam = any("prediction" in r for r in rows)
         print(f"| {split} | {group} | {n[k]} | {100 * right[k] / n[k]:.1f}% | "
               + (f"{100 * beam[k] / n[k]:.1f}% |" if has_beam else "- |"))
     for split in sorted({s for s, _ in n}):

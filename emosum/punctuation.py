@@ -17,6 +17,7 @@ summaries say which form they want.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -48,9 +49,14 @@ def restore(text: str, table: dict[str, str]) -> str:
     """The table's ASCII marks in `text` made full-width where a CJK character stands either side."""
     if not table:
         return text
-    marks = "".join(re.escape(h) for h in table)
-    pattern = re.compile(rf"(?<=[{_CJK}])[{marks}]|[{marks}](?=[{_CJK}])")
-    return pattern.sub(lambda m: table[m.group(0)], text)
+    return _pattern("".join(sorted(table))).sub(lambda m: table[m.group(0)], text)
+
+
+@functools.lru_cache(maxsize=8)
+def _pattern(marks: str) -> re.Pattern:
+    """A mark of `marks` with a CJK character before or after it (compiled once per table)."""
+    m = re.escape(marks)
+    return re.compile(rf"(?<=[{_CJK}])[{m}]|[{m}](?=[{_CJK}])")
 
 
 def normalizer_of(tok):

@@ -171,11 +171,12 @@ def run(cfg: params.EvaluateParams, model_dir: Path, tokenized: Path, splits_dir
     train_rows = dataio.read_jsonl(splits_dir / "train.jsonl")
     constant = facts.best_constant([r["summary"] for r in train_rows])
     guide = guiding.load(model_dir)
+    restored = punctuation.load(model_dir)  # the full-width marks the tokenizer folds (emosum/punctuation.py)
     metrics, predictions, details = {}, [], {}
     for split in eval_splits(tokenized):
         rows = dataio.read_jsonl(splits_dir / f"{split}.jsonl")
         m, p, d = run_split(cfg, model, tok, ds[split]["input_ids"], rows, train_rows, constant, split, guide,
-                            punctuation.load(model_dir))
+                            restored)
         predictions += p
         details[split] = d
         if split == "test":

@@ -149,9 +149,11 @@ def test_a_guided_model_and_summarize_see_the_ids_evaluate_does(tmp_path, monkey
     import emosum.generation
 
     monkeypatch.setattr(emosum.generation, "generate",
-                        lambda model, tok, ids, *a, **k: [""] * len(seen.setdefault("ids", ids)))
-    summarize.summarize([r["text"] for r in test_rows], str(tmp_path / "model"))
+                        lambda model, tok, ids, *a, **k: ["感到焦虑,想知道"] * len(seen.setdefault("ids", ids)))
+    written = summarize.summarize([r["text"] for r in test_rows], str(tmp_path / "model"))
     assert seen["ids"] == expected
+    # and summarize, like evaluate, gives back the full-width marks the tokenizer folded (punctuation.json)
+    assert written == ["感到焦虑，想知道"] * len(test_rows)
     tok = tokenize.hf.load_tokenizer(str(tmp_path / "model"))
     sep_id = tok.convert_tokens_to_ids("|")
     assert sum(sep_id in ids for ids in expected) >= len(expected) - 1  # guided (a one-clause text is not)
