@@ -24,6 +24,10 @@ def test_repro_caching_and_experiments(repo):
     assert not (repo / ".scratch").exists()  # cleanup removed the checkpoints
     assert json.loads((repo / "metrics" / "cleanup.json").read_text())["bytes_freed"] > 0
     assert run_cmd(["dvc", "status"], repo).stdout.strip().endswith("Data and pipelines are up to date.")
+    # every metrics file reads back (dvclive's per-step TSVs, once declared as metrics, failed as YAML)
+    shown = json.loads(run_cmd(["dvc", "metrics", "show", "--json"], repo).stdout)
+    unread = [(rev, path) for rev, v in shown.items() for path, m in v.get("data", {}).items() if "error" in m]
+    assert not unread, unread
 
     # nothing changed: nothing runs
     again = run_cmd(["dvc", "repro"], repo).stdout
