@@ -165,6 +165,9 @@ class TrainParams(Section):
     gradient_accumulation_steps: int = Field(1, ge=1)
     learning_rate: float = Field(1e-3, gt=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    # share of a training summary's copied characters swapped, in it and its input alike, for random
+    # ones, fresh each epoch (emosum/augment.py); 0: off
+    copy_noise: float = Field(0.0, ge=0, le=1)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup", "inverse_sqrt"] = "linear"
     optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor"] = "adamw_torch_fused"

@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from emosum import (budget, checkpoints, dataio, guide, hf, launch, machine, memory, params, prune, selection, speed,
+from emosum import (augment, budget, checkpoints, dataio, guide, hf, launch, machine, memory, params, prune, selection, speed,
                     stopping)
 from emosum import precision as prec
 from emosum.trainer_ext import (TrainingStopped, divergence_guard, model_card, predict, save_model,
@@ -101,6 +101,12 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
                                              resume, token_mean_loss)
     pad = speed.pad_multiple(cfg.pad_to_multiple_of, precision, device)
     collator = collate(pad)
+    noise = None
+    if cfg.copy_noise > 0:  # training batches only; validation and the probes above see the data as it is
+        noise = augment.CopyNoise(tok, ds["train"]["input_ids"], cfg.copy_noise, cfg.seed)
+        collator = noise.collator(collator)
+        log.info("copy noise: each copied character of a training pair swapped with probability %.2f (%d "
+                 "characters can be, the %d most frequent never)", cfg.copy_noise, len(noise.pool), augment.PROTECT_TOP)
     log.info("training in %s; batches padded to %s", precision, f"a multiple of {pad} tokens" if pad else
              "their longest example")
     args = Seq2SeqTrainingArguments(
@@ -130,7 +136,8 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
         model=model, args=args, train_dataset=ds["train"], eval_dataset=ds["validation"],
         data_collator=collator, processing_class=tok,
         callbacks=[divergence_guard(cfg.divergence_factor, cfg.divergence_patience), stop.callback(),
-                   checkpoints.state_writer(committed), *callbacks], compute_loss_func=token_mean_loss)
+                   checkpoints.state_writer(committed), *([noise.callback()] if noise else []), *callbacks],
+        compute_loss_func=token_mean_loss)
     biggest: list = []
     shapes = speed.batch_shapes(trainer.get_train_dataloader(), biggest)
     mem = memory.predict(model, biggest, precision, device, cfg.optimizer, token_mean_loss)
