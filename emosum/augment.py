@@ -20,7 +20,8 @@ characters, none already in the pair. Validation, evaluation and the probes see 
 
 Deterministic: the draw is a function of the run's seed, the epoch and the pair's tokens, not of
 any random state, so a resumed run swaps what the uninterrupted run swapped. Hand-written: the
-collator of transformers has no such hook, and the swap works on token ids (no text round trip).
+collator of transformers has no such hook, and the swap works on token ids (no text round trip);
+which tokens are copied is the copy head's own alignment (pointer.copy_alignment), one call a batch.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from emosum.pointer import ALIGN_MIN_RUN
+from emosum.pointer import ALIGN_MIN_RUN, copy_alignment
 
 PROTECT_TOP = 100  # the most frequent training-input tokens never swapped (function words)
 
@@ -39,30 +40,27 @@ def _cjk(piece: str) -> bool:
     return len(piece) == 1 and "\u4e00" <= piece <= "\u9fff"
 
 
+def copied_sets(sources: list[list[int]], labels: list[list[int]], min_run: int = ALIGN_MIN_RUN) -> list[set[int]]:
+    """Per pair, the label ids its summary only copies: aligned by the copy alignment's rule
+    (pointer.copy_alignment: inside a run of at least min_run label ids that the source holds) and
+    never unaligned elsewhere in the labels (a character of the frame or the label, `因`, `感到开心`,
+    that a copied cause happens to hold too, stays as it is). One call for a whole batch."""
+    import torch
+
+    def padded(rows, pad):  # pads match nothing: source -1, labels -2, no real id is negative
+        out = torch.full((len(rows), max(1, *map(len, rows))), pad, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = torch.as_tensor(r, dtype=torch.long)
+        return out
+
+    where = copy_alignment(padded(sources, -1), padded(labels, -2), min_run=min_run).tolist()
+    return [{t for t, a in zip(lab, w) if a >= 0} - {t for t, a in zip(lab, w) if a < 0}
+            for lab, w in zip(labels, where)]
+
+
 def copied_ids(source: list[int], labels: list[int], min_run: int = ALIGN_MIN_RUN) -> set[int]:
-    """The label ids the summary only copies: each inside a run of at least min_run consecutive label
-    ids that the source holds, and nowhere else in the labels (a character of the frame or the label,
-    `因`, `感到开心`, that a copied cause happens to hold too, stays as it is)."""
-    copied, elsewhere = set(), set()
-    n = len(labels)
-    positions = collections.defaultdict(list)
-    for j, s in enumerate(source):
-        positions[s].append(j)
-    t = 0
-    while t < n:
-        best = 0
-        for j in positions.get(labels[t], ()):  # the longest run starting at t
-            k = 0
-            while t + k < n and j + k < len(source) and source[j + k] == labels[t + k]:
-                k += 1
-            best = max(best, k)
-        if best >= min_run:
-            copied.update(labels[t:t + best])
-            t += best
-        else:
-            elsewhere.add(labels[t])
-            t += 1
-    return copied - elsewhere
+    """copied_sets for one pair."""
+    return copied_sets([source], [labels], min_run)[0]
 
 
 class CopyNoise:
@@ -77,9 +75,11 @@ class CopyNoise:
         self.protected = {i for i, _ in counts.most_common(PROTECT_TOP)}
         self.pool = np.array(sorted(self.swappable - self.protected), dtype=np.int64)
 
-    def swap(self, feature: dict, epoch: int) -> dict:
+    def swap(self, feature: dict, epoch: int, copied: set[int] | None = None) -> dict:
+        """`copied`: copied_ids of the feature, if computed (the collator does it for the batch)."""
         src, lab = list(feature["input_ids"]), list(feature["labels"])
-        candidates = sorted((copied_ids(src, lab) & self.swappable) - self.protected)
+        copied = copied_ids(src, lab) if copied is None else copied
+        candidates = sorted((copied & self.swappable) - self.protected)
         if not candidates or not len(self.pool):
             return feature
         key = zlib.crc32(np.asarray(src + [-1] + lab, dtype=np.int64).tobytes())
@@ -101,7 +101,8 @@ class CopyNoise:
         """`inner` (e.g. DataCollatorForSeq2Seq) with the swap applied while `active`."""
         def collate(features):
             if self.active and self.share > 0:
-                features = [self.swap(f, self.epoch) for f in features]
+                copied = copied_sets([f["input_ids"] for f in features], [f["labels"] for f in features])
+                features = [self.swap(f, self.epoch, c) for f, c in zip(features, copied)]
             return inner(features)
         return collate
 
