@@ -61,13 +61,14 @@ def test_vcsum_long_meetings_are_truncated_and_reported(tmp_path):
 
 
 def readme_real_data_commands() -> list[list[str]]:
-    """Every `dvc exp run` in the README that points data.path at ../shared/data: its -S overrides."""
+    """Every `dvc exp run` in the README and docs/*.md that points data.path at ../shared/data: its -S overrides."""
     import re
     import shlex
 
     from conftest import ROOT
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(f.read_text(encoding="utf-8") for f in files).replace("\\\n", " ")
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.splitlines():
