@@ -230,6 +230,58 @@ def spread_line(runs: list[dict], fast: dict, full: dict) -> list[str]:
             "| split | metric | fast | full | fast - full | |", "|---|---|---|---|---|---|", *rows, ""]
 
 
+def recipe_lines(runs: list[dict], fast: dict) -> list[str]:
+    """Every recipe among the runs (its seeds pooled: every param equal but train.seed), scored on the
+    fast run's test set, one row each: the mean and range over its seeds of ROUGE-L and each fact
+    recall on every split, and its training minutes; each figure's difference from the fast recipe,
+    in bold where it is larger than both recipes' ranges. So a recipe that takes back one of the
+    fast mode's cuts shows what that cut costs. Nothing when there are fewer than three recipes
+    (the fast-vs-full table says it all)."""
+    groups, placed = [], set()
+    for r in runs:
+        if id(r) in placed or not r.get("listed", True) or test_set_difference(fast, r):
+            continue
+        g = [x for x in replicas(runs, r) if id(x) not in placed]
+        placed.update(id(x) for x in g)
+        groups.append(g)
+    if len(groups) < 3:
+        return []
+    base = next((g for g in groups if fast in g), groups[0])
+    metrics = [("ROUGE-L", "rougeL", 1)] + [(f"{c} recall", f"fact_recall.{c}", 100) for c in
+                                            sorted({c for r in runs for c in (value(r, "metrics/eval.json",
+                                                                                    "fact_recall") or {})})]
+    figures = [(f"{split} {label}".strip(), "metrics/eval.json", f"{split}.{key}" if split else key, scale)
+               for split in ["", *extra_splits(runs)] for label, key, scale in metrics]
+    figures.append(("train min", "metrics/train.json", "wall_s", 1))  # value() gives minutes
+
+    def stats(g, f, k, scale):
+        xs = [v * scale for r in g if (v := value(r, f, k)) is not None]
+        return (sum(xs) / len(xs), max(xs) - min(xs), len(xs)) if xs else None
+
+    keys = [k for k in differing(runs) if k != "train.seed"]
+    head = ["recipe", "seeds", "params that differ"] + [name for name, *_ in figures]
+    lines = ["Every recipe, its seeds pooled: mean (range over `train.seed`) and, after the comma, the "
+             f"difference from the fast recipe (**{fast['name']}**), in bold where it is larger than both "
+             "ranges; fact recall in %.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for g in groups:
+        ps = ", ".join(f"{k}={g[0]['params'].get(k)}" for k in keys) or "-"
+        cells = []
+        for _, f, k, scale in figures:
+            a, b = stats(g, f, k, scale), stats(base, f, k, scale)
+            if a is None:
+                cells.append("-")
+            elif g is base or b is None:
+                cells.append(f"{a[0]:.1f} ({a[1]:.1f})")
+            else:
+                d = a[0] - b[0]
+                cell = f"{a[0]:.1f} ({a[1]:.1f}), {d:+.1f}"
+                beyond = min(a[2], b[2]) >= 2 and abs(d) > max(a[1], b[1])
+                cells.append(f"**{cell}**" if beyond else cell)
+        lines.append(f"| {' + '.join(r['name'] for r in g)} | {len(g)} | {ps} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def markdown(runs: list[dict], fast: dict, full: dict) -> str:
     keys = differing(runs)
     columns = COLUMNS[:6] + fact_columns(runs) + split_columns(runs) + COLUMNS[6:]
@@ -270,6 +322,7 @@ def markdown(runs: list[dict], fast: dict, full: dict) -> str:
         if shares:
             lines += [f"Of **{full['name']}**'s fact recall, **{fast['name']}** keeps: " + "; ".join(shares) + ".", ""]
         lines += spread_line(runs, fast, full)
+        lines += recipe_lines(runs, fast)
     lines += ["![ROUGE-L against training time](report.png)", ""]
     return "\n".join(lines)
 

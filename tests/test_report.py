@@ -4,7 +4,7 @@ from emosum import report
 
 def run(name, minutes, rouge, **params):
     base = {"data.path": "data/demo/emotions.jsonl.gz", "subsample.seed": 42, "subsample.max_samples": 5000,
-            "train.epochs": 8}
+            "train.epochs": 8, "train.max_steps": -1}
     return {"name": name, "params": {**base, **params}, "listed": True,
             "metrics": {"metrics/eval.json": {"rougeL": rouge, "word_rougeL": rouge, "lead_rougeL": 10.0},
                         "metrics/train.json": {"wall_s": 60 * minutes}}}
@@ -86,3 +86,30 @@ def test_a_reused_experiment_name_means_the_newest_run():
         by, reused = report.by_name(order)
         assert by["wd-seed7"] is new and by["main"] is other and reused == ["wd-seed7"]
     assert report.by_name([other]) == ({"main": other}, [])
+
+
+def test_every_recipe_pooled_over_its_seeds_against_the_fast_one():
+    """With a third recipe (one of the fast mode's cuts taken back), each recipe gets one row: the mean
+    and range over its seeds, and the difference from the fast recipe, bold only beyond both ranges."""
+    fast = [_with_heldout(run("main", 5, 90.0), 90.0, 0.95, 42), _with_heldout(run("main-s7", 5, 89.0), 89.0, 0.93, 7)]
+    longer = [_with_heldout(run("steps", 12, 95.0, **{"train.max_steps": 2000}), 95.0, 0.94, 42),
+              _with_heldout(run("steps-s7", 12, 94.0, **{"train.max_steps": 2000}), 94.0, 0.96, 7)]
+    full = [_with_heldout(run("full", 20, 97.0, **{"subsample.max_samples": None}), 97.0, 0.96, 42),
+            _with_heldout(run("full-s7", 20, 96.0, **{"subsample.max_samples": None}), 96.0, 0.94, 7)]
+    runs = fast + longer + full
+    text = report.markdown(runs, fast[0], full[0])
+    head = next(line for line in text.splitlines() if line.startswith("| recipe | seeds |"))
+    assert head.split(" | ")[3:6] == ["ROUGE-L", "cause recall", "emotion recall"]
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| main + ")
+            or line.startswith("| steps + ") or line.startswith("| full + ")}
+    assert rows.keys() == {"| main + main-s7", "| steps + steps-s7", "| full + full-s7"}
+    assert "| 2 | subsample.max_samples=5000, train.max_steps=-1 | 89.5 (1.0) | 94.0 (2.0) |" in rows["| main + main-s7"]
+    # ROUGE-L +5.0 beyond both ranges (1.0): bold; cause +1.0 inside the ranges (2.0): plain
+    assert "| **94.5 (1.0), +5.0** | 95.0 (2.0), +1.0 |" in rows["| steps + steps-s7"]
+    assert "| **12.0 (0.0), +7.0** |" in rows["| steps + steps-s7"]  # training minutes, the cost beside
+    assert "heldout ROUGE-L" in head and "**84.5 (1.0), +5.0**" in rows["| steps + steps-s7"]
+    # two recipes: the fast-vs-full table already says it all
+    assert "| recipe | seeds |" not in report.markdown(fast + full, fast[0], full[0])
+    # a run of one seed has no range to compare: never bold
+    text = report.markdown(fast + longer[:1] + full, fast[0], full[0])
+    assert "| steps | 1 |" in text and "**" not in next(line for line in text.splitlines() if line.startswith("| steps |"))
