@@ -37,14 +37,16 @@ def main() -> int:
     from datasets import load_from_disk
     from transformers import DataCollatorForSeq2Seq, set_seed
 
-    from emosum import augment, hf, params, prune
+    from emosum import augment, hf, params, prune, speed
 
     model_p, train_p = params.load("model", "train", path=ROOT / "params.yaml")
     tok_dir, data_dir = ROOT / "data" / "tokenizer", ROOT / "data" / "tokenized"
     tok = hf.load_tokenizer(str(tok_dir))
     ds = load_from_disk(str(data_dir))["train"]
+    # padded as the train stage pads (speed.pad_multiple: `auto` pads bf16 batches on a CPU to 16)
     collate = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100,
-                                     pad_to_multiple_of=16 if args.precision == "bf16" else None)
+                                     pad_to_multiple_of=speed.pad_multiple(train_p.pad_to_multiple_of,
+                                                                           args.precision, "cpu"))
     # batches across the length range, as group_by_length gives them: sorted by length, cut in runs of 32
     order = sorted(range(len(ds)), key=lambda i: ds[i]["length"])
     n = train_p.batch_size

@@ -187,43 +187,51 @@ def replicas(runs: list[dict], run: dict) -> list[dict]:
     return out
 
 
+def quality_figures(runs: list[dict]) -> list[tuple[str, str, str, int]]:
+    """(split, label, key in metrics/eval.json, scale) of ROUGE-L and each fact recall the runs
+    have, on the test split ('') and each extra test split."""
+    recalls = sorted({c for r in runs for c in (value(r, "metrics/eval.json", "fact_recall") or {})})
+    metrics = [("ROUGE-L", "rougeL", 1)] + [(f"{c} recall", f"fact_recall.{c}", 100) for c in recalls]
+    return [(split, label, f"{split}.{key}" if split else key, scale)
+            for split in ["", *extra_splits(runs)] for label, key, scale in metrics]
+
+
+def over_seeds(group: list[dict], file: str, key: str, scale: float = 1) -> tuple[float, float, int] | None:
+    """The mean, the range and the count of a figure over a recipe's runs (None: no run has it)."""
+    xs = [v * scale for r in group if (v := value(r, file, key)) is not None]
+    return (sum(xs) / len(xs), max(xs) - min(xs), len(xs)) if xs else None
+
+
+def beyond_spread(a: tuple, b: tuple) -> bool | None:
+    """Whether two recipes' means (over_seeds) differ by more than either's range; None with one seed."""
+    if min(a[2], b[2]) < 2:
+        return None
+    return abs(a[0] - b[0]) > max(a[1], b[1])
+
+
 def spread_line(runs: list[dict], fast: dict, full: dict) -> list[str]:
     """Fast against full on each test split, as the mean over each recipe's seeds, with the
     run-to-run spread (the range over seeds) beside every difference: a difference inside the
     spread is not one."""
     a, b = replicas(runs, fast), replicas(runs, full)
     rows = []
-    metrics = [("ROUGE-L", "rougeL", 1)] + [(f"{c} recall", f"fact_recall.{c}", 100) for c in
-                                            sorted({c for r in a + b for c in (value(r, "metrics/eval.json",
-                                                                                      "fact_recall") or {})})]
-    for split in ["", *extra_splits(a + b)]:
-        for label, key, scale in metrics:
-            k = f"{split}.{key}" if split else key
-            va = [v * scale for r in a if (v := value(r, "metrics/eval.json", k)) is not None]
-            vb = [v * scale for r in b if (v := value(r, "metrics/eval.json", k)) is not None]
-            if not va or not vb:
-                continue
-            ma, mb = sum(va) / len(va), sum(vb) / len(vb)
-            sa, sb = max(va) - min(va), max(vb) - min(vb)
-            spread = max(sa, sb)
-            if min(len(va), len(vb)) < 2:
-                verdict = "one seed: spread unknown"
-            elif abs(ma - mb) <= spread:
-                verdict = "within the spread"
-            else:
-                verdict = "fast ahead" if ma > mb else "full ahead"
-            rows.append(f"| {split or 'test'} | {label} | {ma:.1f} (n={len(va)}, range {sa:.1f}) | "
-                        f"{mb:.1f} (n={len(vb)}, range {sb:.1f}) | {ma - mb:+.1f} | {verdict} |")
+    for split, label, k, scale in quality_figures(a + b):
+        sa, sb = over_seeds(a, "metrics/eval.json", k, scale), over_seeds(b, "metrics/eval.json", k, scale)
+        if sa is None or sb is None:
+            continue
+        beyond = beyond_spread(sa, sb)
+        verdict = ("one seed: spread unknown" if beyond is None else "within the spread" if not beyond else
+                   "fast ahead" if sa[0] > sb[0] else "full ahead")
+        rows.append(f"| {split or 'test'} | {label} | {sa[0]:.1f} (n={sa[2]}, range {sa[1]:.1f}) | "
+                    f"{sb[0]:.1f} (n={sb[2]}, range {sb[1]:.1f}) | {sa[0] - sb[0]:+.1f} | {verdict} |")
     if not rows:
         return []
     # the cost beside the quality: each recipe's training time over its seeds, and the ratio of the means
-    ta = [v for r in a if (v := value(r, "metrics/train.json", "wall_s")) is not None]
-    tb = [v for r in b if (v := value(r, "metrics/train.json", "wall_s")) is not None]
+    ta, tb = over_seeds(a, "metrics/train.json", "wall_s"), over_seeds(b, "metrics/train.json", "wall_s")
     if ta and tb:
-        ma, mb = sum(ta) / len(ta), sum(tb) / len(tb)
-        rows.append(f"| cost | training minutes | {ma:.1f} (n={len(ta)}, range {max(ta) - min(ta):.1f}) | "
-                    f"{mb:.1f} (n={len(tb)}, range {max(tb) - min(tb):.1f}) | {ma - mb:+.1f} | "
-                    f"full takes {mb / ma:.1f}x as long |")
+        rows.append(f"| cost | training minutes | {ta[0]:.1f} (n={ta[2]}, range {ta[1]:.1f}) | "
+                    f"{tb[0]:.1f} (n={tb[2]}, range {tb[1]:.1f}) | {ta[0] - tb[0]:+.1f} | "
+                    f"full takes {tb[0] / ta[0]:.1f}x as long |")
     return [f"Fast (**{fast['name']}**, {len(a)} seed(s)) against full (**{full['name']}**, {len(b)} seed(s)): the "
             "mean over each recipe's training seeds (`train.seed`), the range over seeds beside it, and the "
             "difference; fact recall in %.", "",
@@ -247,17 +255,9 @@ def recipe_lines(runs: list[dict], fast: dict) -> list[str]:
     if len(groups) < 3:
         return []
     base = next((g for g in groups if fast in g), groups[0])
-    metrics = [("ROUGE-L", "rougeL", 1)] + [(f"{c} recall", f"fact_recall.{c}", 100) for c in
-                                            sorted({c for r in runs for c in (value(r, "metrics/eval.json",
-                                                                                    "fact_recall") or {})})]
-    figures = [(f"{split} {label}".strip(), "metrics/eval.json", f"{split}.{key}" if split else key, scale)
-               for split in ["", *extra_splits(runs)] for label, key, scale in metrics]
+    figures = [(f"{split} {label}".strip(), "metrics/eval.json", k, scale)
+               for split, label, k, scale in quality_figures(runs)]
     figures.append(("train min", "metrics/train.json", "wall_s", 1))  # value() gives minutes
-
-    def stats(g, f, k, scale):
-        xs = [v * scale for r in g if (v := value(r, f, k)) is not None]
-        return (sum(xs) / len(xs), max(xs) - min(xs), len(xs)) if xs else None
-
     keys = [k for k in differing(runs) if k != "train.seed"]
     head = ["recipe", "seeds", "params that differ"] + [name for name, *_ in figures]
     lines = ["Every recipe, its seeds pooled: mean (range over `train.seed`) and, after the comma, the "
@@ -268,16 +268,14 @@ def recipe_lines(runs: list[dict], fast: dict) -> list[str]:
         ps = ", ".join(f"{k}={g[0]['params'].get(k)}" for k in keys) or "-"
         cells = []
         for _, f, k, scale in figures:
-            a, b = stats(g, f, k, scale), stats(base, f, k, scale)
+            a, b = over_seeds(g, f, k, scale), over_seeds(base, f, k, scale)
             if a is None:
                 cells.append("-")
             elif g is base or b is None:
                 cells.append(f"{a[0]:.1f} ({a[1]:.1f})")
             else:
-                d = a[0] - b[0]
-                cell = f"{a[0]:.1f} ({a[1]:.1f}), {d:+.1f}"
-                beyond = min(a[2], b[2]) >= 2 and abs(d) > max(a[1], b[1])
-                cells.append(f"**{cell}**" if beyond else cell)
+                cell = f"{a[0]:.1f} ({a[1]:.1f}), {a[0] - b[0]:+.1f}"
+                cells.append(f"**{cell}**" if beyond_spread(a, b) else cell)
         lines.append(f"| {' + '.join(r['name'] for r in g)} | {len(g)} | {ps} | " + " | ".join(cells) + " |")
     return lines + [""]
 
