@@ -8,7 +8,7 @@ cosine similarity. Cheap: 12,000 pairs in a few seconds on 2 cores. In one bag t
 outweigh the summary's (a post is 3-20 times longer), so `pair` sees mostly the filler around
 what the pair teaches: on a pool crowded with one feeling and three kinds of cause, a cut that
 covered it by `pair` kept more of the crowded feeling than a random cut (69% against 63%), by
-`summary` far less (28%; README, "Compared by the summary alone").
+`summary` far less (28%; docs/subsampling.md, "Compared by the summary alone").
 
 `representative` keeps, for a cut to k pairs (`representative_pick: nearest`), the member nearest
 to each centroid of a k-means clustering of the pool (scikit-learn's MiniBatchKMeans): a standard

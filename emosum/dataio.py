@@ -223,3 +223,23 @@ def read_jsonl(path: PathLike) -> list[dict]:
     """A JSONL file this project wrote (the splits, predictions): one object a line."""
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def read_lexicon(path: PathLike) -> dict[str, list[str]]:
+    """A label lexicon (`train.label_lexicon`): a JSON object, each label a list of its wordings.
+    Errors name the file and the key, and what to do."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file (train.label_lexicon). Point it at a JSON object of label -> "
+                        f"[wordings], or set train.label_swap: 0")
+    try:
+        obj = json.loads(_read_text(p))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{p}: line {e.lineno}: not JSON ({e.msg}); train.label_lexicon wants an object of "
+                        f"label -> [wordings]") from None
+    if not isinstance(obj, dict) or not obj:
+        raise DataError(f"{p}: expected a non-empty JSON object of label -> [wordings] (train.label_lexicon)")
+    for label, words in obj.items():
+        if not isinstance(words, list) or not all(isinstance(w, str) and w for w in words):
+            raise DataError(f"{p}: key {label!r}: expected a list of non-empty strings (its wordings)")
+    return obj

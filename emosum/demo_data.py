@@ -481,6 +481,22 @@ def generate(n: int = 13_000, seed: int = 0, heldout: int = 0, skew: float = 0.0
     return rows
 
 
+def lexicon() -> dict[str, list[str]]:
+    """label -> its training wordings (words and phrases; none of the held-out split's): what
+    `train.label_swap` swaps (emosum/augment.py LabelSwap), written beside the data as feelings.json."""
+    return {label: _family(words, False) + _family(phrases, False) for label, (_, words, phrases) in EMOTIONS.items()}
+
+
+def write_lexicon(path: str) -> None:
+    import json
+
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(lexicon(), f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
 def main() -> None:
     import gzip
     import json
@@ -513,6 +529,7 @@ def main() -> None:
         if out is not raw:
             out.close()
     os.replace(tmp, args.output)
+    write_lexicon(os.path.join(os.path.dirname(args.output) or ".", "feelings.json"))
     print(f"wrote {len(rows)} pairs ({args.n} train, {args.heldout} held-out) to {args.output} "
           f"({os.path.getsize(args.output):,} bytes)")
 

@@ -3,7 +3,7 @@
 A model trained from scratch for minutes learns the summary's frame and copies spans of its input,
 but it does not learn *which* clause of a post is the one the summary states: on the demo it
 copied the wrong clause in about half the test summaries, while a linear model over the clauses'
-character n-grams and their neighbours' picks the right one in 95-97% (README, "Guided inputs").
+character n-grams and their neighbours' picks the right one in 95-97% (docs/default-model.md, "Guided inputs").
 So, as in guided summarization (GSum, Dou et al. 2021: an extractive model's highlights given to
 the abstractive one as a second input; CTRLsum, He et al. 2020: keywords written before the input),
 a clause scorer fitted on the training split picks the clauses the summary most likely copies and

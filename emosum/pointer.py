@@ -3,7 +3,7 @@
 Why: an mT5 trained from scratch for minutes on 2 CPU cores learns the summary's shape and the
 feeling but does not learn to copy: it writes a frame it remembers and fills it from memory
 (`同桌把我的秘密告诉了全班` -> `同事把我的秘密告诉了别人`; 8% of test causes exact after the fast
-preset's 1,256 steps, README). To copy through the vocabulary, the decoder must find the input
+preset's 1,256 steps, docs/default-model.md). To copy through the vocabulary, the decoder must find the input
 position, carry that token's identity through its layers and map it back onto the output
 embedding, for every one of thousands of characters. A pointer-generator copies directly: at each
 step one attention over the encoder's states gives a distribution over input positions, its mass
@@ -42,7 +42,7 @@ MODEL_TYPE = "mt5_pointer"
 # start decided it: on the toy copy task of tests/test_pointer.py (seed 0, 150 and 250 steps),
 # sequences of never-seen tokens were copied exactly 12-25% of the time from 1.0, 42-46% from 3.0,
 # 50-67% from 5.0. Computed from the decoder state (as now) it learns faster and the start matters
-# less (42-50%, 33-54%, 62%): 3 is not tuned further; the demo runs of the README used it.
+# less (42-50%, 33-54%, 62%): 3 is not tuned further; the demo runs of docs/default-model.md used it.
 CONTINUE_INIT = 3.0
 # The shortest run of summary tokens found in the input that counts as a copy for the alignment
 # loss: one or two tokens match by chance (我, 了, 感到), a run of three is a copied phrase.
@@ -234,7 +234,7 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         if self.copy_continue is not None and previous_ids is not None:
             # CopyNet's "selective read" (Gu et al., 2016) made stateless: the position after an input
             # position holding the token just written continues a span. A copy is a chain of such
-            # steps, and the decoder alone learns that chaining slowly (README). With a key-value
+            # steps, and the decoder alone learns that chaining slowly (docs/default-model.md). With a key-value
             # cache, generate passes only the last token: exactly the one needed.
             before = nn.functional.pad(source_ids[:, :-1], (1, 0), value=-1)   # before[:, j] = source[:, j - 1]
             follows = before[:, None, :] == previous_ids[:, :, None]
@@ -312,7 +312,7 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         Supervised attention (Garg et al., 2019, "Jointly Learning to Align and Translate"): the
         mixture's likelihood rewards pointing at *any* input position that holds the next token,
         and a cause's first characters (我, 在, 被, 小...) occur all over a text, so the pointer learnt
-        to start late or on the wrong clause (README "Supervised copying"). This also tells it the
+        to start late or on the wrong clause (docs/default-model.md "Supervised copying"). This also tells it the
         one position it copies from: its place in the longest run the summary shares with the input
         (copy_alignment). Training only: the validation loss stays the summary's likelihood.
         """

@@ -101,12 +101,20 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
                                              resume, token_mean_loss)
     pad = speed.pad_multiple(cfg.pad_to_multiple_of, precision, device)
     collator = collate(pad)
-    noise = None
+    noise = swap = None
     if cfg.copy_noise > 0:  # training batches only; validation and the probes above see the data as it is
         noise = augment.CopyNoise(tok, ds["train"]["input_ids"], cfg.copy_noise, cfg.seed)
         collator = noise.collator(collator)
         log.info("copy noise: each copied character of a training pair swapped with probability %.2f (%d "
                  "characters can be, the %d most frequent never)", cfg.copy_noise, len(noise.pool), augment.PROTECT_TOP)
+    if cfg.label_swap > 0:  # outermost: copy noise then sees the swapped pair
+        swap = augment.LabelSwap(tok, dataio.read_lexicon(cfg.label_lexicon), cfg.label_swap, cfg.seed,
+                                 max(ds["train"]["length"]) if "length" in ds["train"].column_names
+                                 else max(map(len, ds["train"]["input_ids"])))
+        collator = swap.collator(collator)
+        log.info("label swap: the labels of %.0f%% of the training pairs permuted each epoch (%d labels, %d "
+                 "wordings from %s; %d skipped: a character not one piece)", 100 * cfg.label_swap,
+                 len(swap.labels), len(swap.ids), cfg.label_lexicon, swap.skipped)
     log.info("training in %s; batches padded to %s", precision, f"a multiple of {pad} tokens" if pad else
              "their longest example")
     args = Seq2SeqTrainingArguments(
@@ -136,7 +144,8 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
         model=model, args=args, train_dataset=ds["train"], eval_dataset=ds["validation"],
         data_collator=collator, processing_class=tok,
         callbacks=[divergence_guard(cfg.divergence_factor, cfg.divergence_patience), stop.callback(),
-                   checkpoints.state_writer(committed), *([noise.callback()] if noise else []), *callbacks],
+                   checkpoints.state_writer(committed), *([noise.callback()] if noise else []),
+                   *([swap.callback()] if swap else []), *callbacks],
         compute_loss_func=token_mean_loss)
     biggest: list = []
     shapes = speed.batch_shapes(trainer.get_train_dataloader(), biggest)

@@ -21,7 +21,8 @@ TINY_PARAMS = {
     "model": {"scratch": {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_heads": 2, "num_layers": 1,
                           "num_decoder_layers": 1, "embedding_std": None}},
     "tokenize": {"vocab_size": 4000, "max_source_length": 64, "max_target_length": 32},
-    "train": {"epochs": 1, "max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "eval_batch_size": 8},
+    "train": {"epochs": 1, "max_steps": 4, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "eval_batch_size": 8,
+              "label_lexicon": str(ROOT / "data" / "demo" / "feelings.json")},  # tests run from other folders
     "evaluate": {"num_beams": 2, "max_new_tokens": 12, "batch_size": 4},
 }
 

@@ -1,6 +1,8 @@
 """Copy noise (train.copy_noise, emosum/augment.py): copied characters swapped alike in the input
 and the summary, nothing else touched, the same draw for the same seed, epoch and pair, and a
-training run that uses it resumes mid-epoch into the uninterrupted run's weights."""
+training run that uses it resumes mid-epoch into the uninterrupted run's weights. Label swap
+(train.label_swap): the feelings a text shows permuted, its summary's label with them, the cue
+words and the cause untouched, so every swapped pair stays true."""
 import hashlib
 import shutil
 
@@ -9,7 +11,7 @@ from datasets import load_from_disk
 from transformers import AutoTokenizer
 
 from conftest import tiny_section as section, tiny_tokenized
-from emosum import augment
+from emosum import augment, dataio, demo_data
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def test_training_with_copy_noise_resumes_mid_epoch_into_the_same_weights(data, 
     d, _, _ = data
     monkeypatch.chdir(tmp_path)
     weights = lambda p: hashlib.sha256((p / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
-    cfg = section("train", epochs=2, max_steps=-1, save_steps=5, copy_noise=0.5)
+    cfg = section("train", epochs=2, max_steps=-1, save_steps=5, copy_noise=0.5, label_swap=0.5)
     whole = train.run(section("model"), cfg, d / "tokenizer", d / "tokenized", tmp_path / "model", None)
     assert whole["steps"] == 20
     first = weights(tmp_path / "model")
@@ -95,7 +97,117 @@ def test_training_with_copy_noise_resumes_mid_epoch_into_the_same_weights(data, 
     assert again["resumed_from_step"] == 15
     assert weights(tmp_path / "model") == first
     # and the noise did something: without it, other weights
-    plain = train.run(section("model"), section("train", epochs=2, max_steps=-1, save_steps=5, copy_noise=0.0),
+    plain = train.run(section("model"), section("train", epochs=2, max_steps=-1, save_steps=5, copy_noise=0.0,
+                                                label_swap=0.0),
                       d / "tokenizer",
                       d / "tokenized", tmp_path / "plain", None)
     assert plain["steps"] == 20 and weights(tmp_path / "plain") != first
+
+
+class CharTokenizer:
+    """What LabelSwap reads of a tokenizer: one piece per character, three special ids first."""
+
+    def __init__(self, text: str):
+        self.pieces = ["<pad>", "</s>", "<unk>"] + sorted(set(text))
+        self.all_special_ids = [0, 1, 2]
+
+    def __len__(self):
+        return len(self.pieces)
+
+    def convert_ids_to_tokens(self, ids):
+        return [self.pieces[i] for i in ids]
+
+    def ids(self, text: str) -> list[int]:
+        return [self.pieces.index(c) for c in text] + [1]
+
+    def text(self, ids) -> str:
+        return "".join(self.pieces[i] for i in ids if i != 1)
+
+
+LEXICON = {"愤怒": ["生气", "火大", "气得浑身发抖"], "失望": ["灰心", "心一下子凉了"], "开心": ["高兴", "乐开了花"],
+           "害怕": ["怕"]}
+NEGATION = ("不是生气，是灰心，因为房东又涨了房租", "作者因房东又涨了房租感到失望。")
+
+
+def swapper(share=1.0, seed=0, max_length=64, extra=""):
+    chars = "".join(w for ws in LEXICON.values() for w in ws) + "".join(LEXICON) + "".join(NEGATION) + extra
+    tok = CharTokenizer(chars)
+    return tok, augment.LabelSwap(tok, LEXICON, share, seed, max_length)
+
+
+def label_of(wording: str) -> str:
+    return next(lab for lab, ws in LEXICON.items() if wording == lab or wording in ws)
+
+
+def test_label_swap_keeps_the_pair_true_and_the_cue_and_cause_as_they_were():
+    tok, sw = swapper()
+    feature = {"input_ids": tok.ids(NEGATION[0]), "labels": tok.ids(NEGATION[1])}
+    seen = set()
+    for epoch in range(30):
+        out = sw.swap(feature, epoch)
+        src, summary = tok.text(out["input_ids"]), tok.text(out["labels"])
+        assert src.startswith("不是") and src.endswith("，因为房东又涨了房租")  # the cue and the cause
+        negated, author = src[2:-len("，因为房东又涨了房租")].split("，是")
+        new_label = summary[len("作者因房东又涨了房租感到"):-1]
+        assert summary == f"作者因房东又涨了房租感到{new_label}。" and new_label in LEXICON
+        assert label_of(author) == new_label  # the summary names the author's (swapped) feeling...
+        assert label_of(negated) != new_label  # ...and never the negated one's
+        assert len(negated) <= 2 and len(author) <= 2  # a word stays a word
+        seen.add(new_label)
+    assert len(seen) >= 3  # fresh each epoch: the post's feeling is not one fact to remember
+
+
+def test_label_swap_is_a_function_of_seed_epoch_and_pair_and_leaves_what_it_cannot_swap():
+    tok, sw = swapper(share=0.5, extra="和")
+    rows = [{"input_ids": tok.ids(f"{w}，因为房东又涨了房租"), "labels": tok.ids(f"作者因房东又涨了房租感到{lab}。")}
+            for lab, ws in LEXICON.items() for w in ws for _ in range(1)] * 5
+    twin = swapper(share=0.5, extra="和")[1]
+    assert all(sw.swap(r, 3) == twin.swap(r, 3) for r in rows)  # no hidden random state
+    assert any(sw.swap(r, 3) != sw.swap(r, 4) for r in rows)
+    swapped = sum(sw.swap(r, e) != r for r in rows for e in range(8))
+    assert 0.3 * 8 * len(rows) < swapped < 0.7 * 8 * len(rows)  # about half of the pairs
+    assert all(swapper(share=0.0, extra="和")[1].swap(r, 1) == r for r in rows)
+    # nothing to swap consistently: the input holds no wording of the summary's label, or the summary
+    # names two labels
+    no_wording = {"input_ids": tok.ids("不是生气，因为房东又涨了房租"), "labels": tok.ids("作者因房东又涨了房租感到失望。")}
+    two = {"input_ids": tok.ids(NEGATION[0]), "labels": tok.ids("作者因房东又涨了房租感到失望和愤怒。")}
+    assert all(sw.swap(f, e) == f for f in (no_wording, two) for e in range(10))
+
+
+def test_label_swap_cuts_a_lengthened_input_to_the_budget_keeping_its_end():
+    tok, sw = swapper(max_length=5)
+    feature = {"input_ids": tok.ids("怕，房租"), "labels": tok.ids("作者因房租感到害怕。"),
+               "attention_mask": [1] * 5}
+    cut = 0
+    for e in range(30):
+        out = sw.swap(feature, e)
+        assert len(out["input_ids"]) <= 5 and out["input_ids"][-1] == 1  # </s> kept
+        assert out["attention_mask"] == [1] * len(out["input_ids"])
+        cut += not tok.text(out["input_ids"]).endswith("房租")
+    assert cut  # a two-character wording for 怕 ran past the budget: the end was cut, </s> kept
+
+
+def test_the_demo_lexicon_holds_training_wordings_only(tmp_path):
+    held = {w.lstrip(demo_data.HELD) for _, words, phrases in demo_data.EMOTIONS.values()
+            for w in words + phrases if w.startswith(demo_data.HELD)}
+    lexicon = demo_data.lexicon()
+    assert set(lexicon) == set(demo_data.EMOTIONS)
+    assert not held & {w for ws in lexicon.values() for w in ws}
+    assert all(lab in ws for lab, ws in lexicon.items())  # each label's own word is a wording of it
+    demo_data.write_lexicon(str(tmp_path / "feelings.json"))
+    assert dataio.read_lexicon(tmp_path / "feelings.json") == lexicon
+
+
+@pytest.mark.parametrize("content, says", [
+    (None, "no such file"),
+    ('{"愤怒": ["生气",\n  "火大"', "line 2: not JSON"),
+    ('["生气"]', "expected a non-empty JSON object"),
+    ('{"愤怒": "生气"}', "key '愤怒': expected a list"),
+])
+def test_a_bad_lexicon_names_the_file_and_what_to_do(tmp_path, content, says):
+    path = tmp_path / "feelings.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(dataio.DataError, match=says) as e:
+        dataio.read_lexicon(path)
+    assert str(path) in str(e.value)
