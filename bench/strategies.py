@@ -5,6 +5,7 @@ representative cuts of the same pool, each trained with two seeds, scored on tes
     python bench/strategies.py --pools demo --keep 1000 --seeds 42,7 --max-steps 600
     python bench/strategies.py --pools skewed --keep 5000 --max-steps -1 --strategies random,representative
     python bench/strategies.py --pools skewed --keep 5000 --max-steps -1 --strategies random,representative --representation summary
+    python bench/strategies.py --tables out-42-7.txt out-1.txt   # the tables of earlier runs, merged
 
 A strategy may name its `subsample.representative_pick` after a colon (`representative:kcenter`);
 --representation sets `subsample.representation` in every run (the random cut is the same either
@@ -31,7 +32,8 @@ wrote the template with chance-level feelings: nothing to compare).
            the subsample stage's near-duplicate check is off (`near_duplicate_jaccard: null`), so
            the cut alone decides how much redundancy the model trains on.
 
-Prints a table per pool (mean and range over seeds), then one JSON line.
+Prints a table per pool (mean and range over seeds), each strategy against the first seed by seed
+(paired: the same split and test rows within a seed), then one JSON line.
 """
 from __future__ import annotations
 
@@ -143,6 +145,37 @@ def table(rows: list[dict], pool: str) -> None:
         print(f"| {strategy} | " + " | ".join(cells) + " |")
 
 
+PAIRED = (("rougeL", "ROUGE-L"), ("cause", "cause exact"), ("cause_half", "cause half"), ("emotion", "emotion"))
+
+
+def paired(rows: list[dict], pool: str) -> None:
+    """Each strategy against the first one, seed by seed: within a seed both cuts come from the same
+    pool and split and are scored on the same test rows, so the per-seed difference takes the
+    split's luck out (a paired comparison), which the mean-and-range table above cannot."""
+    mine = [r for r in rows if r["pool"] == pool]
+    strategies = list(dict.fromkeys(r["strategy"] for r in mine))
+    if len(strategies) < 2:
+        return
+    base = {r["seed"]: r for r in mine if r["strategy"] == strategies[0]}
+    print(f"\npool: {pool}, seed by seed against {strategies[0]} (differences in points; "
+          f"ahead on: seeds where the difference is above 0)\n")
+    head = " | ".join(f"{split} {name}" for split in ("test", "heldout") for _, name in PAIRED)
+    print(f"| strategy | seeds | {head} |")
+    print("|---|---|" + "---|" * (2 * len(PAIRED)))
+    for strategy in strategies[1:]:
+        other = {r["seed"]: r for r in mine if r["strategy"] == strategy}
+        seeds = [sd for sd in base if sd in other]
+        cells = []
+        for split in ("test", "heldout"):
+            for key, _ in PAIRED:
+                scale = 1 if key == "rougeL" else 100
+                d = [scale * (other[sd][split][key] - base[sd][split][key]) for sd in seeds
+                     if other[sd][split].get(key) is not None and base[sd][split].get(key) is not None]
+                cells.append(" / ".join(f"{x:+.1f}" for x in d) + f" (ahead on {sum(x > 0 for x in d)} of {len(d)})"
+                             if d else "-")
+        print(f"| {strategy} | {' / '.join(map(str, seeds))} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     from emosum.coverage import REPRESENTATIONS
 
@@ -158,7 +191,16 @@ def main() -> None:
                     help="subsample.representation of every run")
     ap.add_argument("--no-near-duplicates", dest="near_dups", action="store_false",
                     help="subsample.near_duplicate_jaccard: null (exact duplicates only) in every run")
+    ap.add_argument("--tables", nargs="+", metavar="OUTPUT",
+                    help="train nothing: print the tables of earlier runs' outputs (their last JSON line), merged")
     args = ap.parse_args()
+    if args.tables:
+        rows = [r for path in args.tables
+                for r in json.loads(Path(path).read_text(encoding="utf-8").strip().splitlines()[-1])["rows"]]
+        for pool in dict.fromkeys(r["pool"] for r in rows):
+            table(rows, pool)
+            paired(rows, pool)
+        return
     import os
 
     os.chdir(ROOT)
@@ -202,6 +244,7 @@ def main() -> None:
           "params.yaml's recipe otherwise")
     for pool in args.pools.split(","):
         table(rows, pool)
+        paired(rows, pool)
     print(json.dumps({"keep": args.keep, "rows": rows}, ensure_ascii=False))
 
 
