@@ -84,7 +84,10 @@ def test_training_with_copy_noise_resumes_mid_epoch_into_the_same_weights(data, 
     weights come out the same bits."""
     from stages import train
 
-    d, _, _ = data
+    d, tok, rows = data
+    # the swap has pairs to act on in this data (its tiny tokenizer still holds wordings of the lexicon)
+    assert any(augment.LabelSwap(tok, dataio.read_lexicon(section("train").label_lexicon), 0.5, 0, 64).swap(r, 1) != r
+               for r in rows)
     monkeypatch.chdir(tmp_path)
     weights = lambda p: hashlib.sha256((p / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
     cfg = section("train", epochs=2, max_steps=-1, save_steps=5, copy_noise=0.5, label_swap=0.5)
