@@ -63,7 +63,40 @@ def copied_ids(source: list[int], labels: list[int], min_run: int = ALIGN_MIN_RU
     return copied_sets([source], [labels], min_run)[0]
 
 
-class CopyNoise:
+class TrainingOnly:
+    """What CopyNoise and LabelSwap share: they act while `active`, on training batches only, and
+    know the epoch (their draws are functions of seed, epoch and pair)."""
+
+    share: float = 0.0
+    epoch: int = 0
+    active: bool = False
+
+    def callback(self):
+        """Turns the swap on for training batches only: on at each epoch's start, off before each
+        evaluation (validation loss stays the data's own likelihood), on again after it."""
+        from transformers import TrainerCallback
+
+        noise = self
+
+        class Toggle(TrainerCallback):
+            def on_epoch_begin(self, args, state, control, **kw):
+                # state.epoch: the epoch index at an epoch's start; a run resumed mid-epoch, its fraction
+                noise.epoch, noise.active = math.floor((state.epoch or 0) + 1e-9), True
+
+            def on_step_end(self, args, state, control, **kw):
+                if control.should_evaluate:
+                    noise.active = False
+
+            def on_epoch_end(self, args, state, control, **kw):
+                noise.active = False
+
+            def on_evaluate(self, args, state, control, **kw):
+                noise.active = not control.should_training_stop and state.global_step < state.max_steps
+
+        return Toggle()
+
+
+class CopyNoise(TrainingOnly):
     """Swaps copied characters in training features (dicts with input_ids and labels lists)."""
 
     def __init__(self, tokenizer, train_input_ids, share: float, seed: int):
@@ -106,32 +139,43 @@ class CopyNoise:
             return inner(features)
         return collate
 
-    def callback(self):
-        """Turns the swap on for training batches only: on at each epoch's start, off before each
-        evaluation (validation loss stays the data's own likelihood), on again after it."""
-        from transformers import TrainerCallback
 
-        noise = self
+class Lexicon:
+    """A label -> wordings lexicon found in token ids: `find` matches any wording (longest first) in
+    the text of ids (`_text`: one character a token, so string positions are token positions),
+    `label_of` maps a wording to its label, `name` matches a label's own name (in a summary).
+    Wordings a character of which is not one piece of the tokenizer are skipped (`skipped`)."""
 
-        class Toggle(TrainerCallback):
-            def on_epoch_begin(self, args, state, control, **kw):
-                # state.epoch: the epoch index at an epoch's start; a run resumed mid-epoch, its fraction
-                noise.epoch, noise.active = math.floor((state.epoch or 0) + 1e-9), True
+    OTHER = "\ue000"  # stands for any id that is not one character, so string positions are token positions
 
-            def on_step_end(self, args, state, control, **kw):
-                if control.should_evaluate:
-                    noise.active = False
+    def __init__(self, tokenizer, lexicon: dict[str, list[str]]):
+        import re
 
-            def on_epoch_end(self, args, state, control, **kw):
-                noise.active = False
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        special = set(tokenizer.all_special_ids)
+        self.chars = np.array([p if len(p) == 1 and i not in special else self.OTHER for i, p in enumerate(vocab)],
+                              dtype=object)
+        char_id = {p: i for i, p in enumerate(self.chars) if p != self.OTHER}
+        self.labels = sorted(lexicon)
+        self.ids: dict[str, list[int]] = {}  # wording -> its ids
+        self.label_of: dict[str, str] = {}
+        self.wordings: dict[str, list[str]] = {}
+        for label in self.labels:
+            for w in [label, *lexicon[label]]:
+                if w and all(c in char_id for c in w) and w not in self.label_of:
+                    self.ids[w], self.label_of[w] = [char_id[c] for c in w], label
+                    self.wordings.setdefault(label, []).append(w)
+        self.skipped = len({w for lab, ws in lexicon.items() for w in [lab, *ws] if w}) - len(self.ids)
+        self.labels = [lab for lab in self.labels if lab in self.ids]  # a label whose name is not in the vocabulary: never swapped
+        self.find = re.compile("|".join(re.escape(w) for w in sorted(self.ids, key=len, reverse=True))) if self.ids else None
+        self.name = re.compile("|".join(re.escape(lab) for lab in sorted(self.labels, key=len, reverse=True))) \
+            if self.labels else None
 
-            def on_evaluate(self, args, state, control, **kw):
-                noise.active = not control.should_training_stop and state.global_step < state.max_steps
-
-        return Toggle()
+    def _text(self, ids: list[int]) -> str:
+        return "".join(self.chars[[i if 0 <= i < len(self.chars) else 0 for i in ids]]) if ids else ""
 
 
-class LabelSwap:
+class LabelSwap(Lexicon, TrainingOnly):
     """Label swap (`train.label_swap`): the labels a training pair's text shows (the author's
     feeling and any other one: a negated feeling, someone else's) permuted at random, each wording
     of a label in the input replaced by a wording of the label it maps to, and the label the
@@ -158,34 +202,9 @@ class LabelSwap:
     where the label has one. An input the swap lengthens past `max_length` is cut to it, its last
     token (`</s>`) kept. Deterministic like CopyNoise: (seed, epoch, the pair's tokens)."""
 
-    OTHER = "\ue000"  # stands for any id that is not one character, so string positions are token positions
-
     def __init__(self, tokenizer, lexicon: dict[str, list[str]], share: float, seed: int, max_length: int):
-        import re
-
+        super().__init__(tokenizer, lexicon)
         self.share, self.seed, self.epoch, self.active, self.max_length = share, seed, 0, False, max_length
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        special = set(tokenizer.all_special_ids)
-        self.chars = np.array([p if len(p) == 1 and i not in special else self.OTHER for i, p in enumerate(vocab)],
-                              dtype=object)
-        char_id = {p: i for i, p in enumerate(self.chars) if p != self.OTHER}
-        self.labels = sorted(lexicon)
-        self.ids: dict[str, list[int]] = {}  # wording -> its ids
-        self.label_of: dict[str, str] = {}
-        self.wordings: dict[str, list[str]] = {}
-        for label in self.labels:
-            for w in [label, *lexicon[label]]:
-                if w and all(c in char_id for c in w) and w not in self.label_of:
-                    self.ids[w], self.label_of[w] = [char_id[c] for c in w], label
-                    self.wordings.setdefault(label, []).append(w)
-        self.skipped = len({w for lab, ws in lexicon.items() for w in [lab, *ws] if w}) - len(self.ids)
-        self.labels = [lab for lab in self.labels if lab in self.ids]  # a label whose name is not in the vocabulary: never swapped
-        self.find = re.compile("|".join(re.escape(w) for w in sorted(self.ids, key=len, reverse=True))) if self.ids else None
-        self.name = re.compile("|".join(re.escape(lab) for lab in sorted(self.labels, key=len, reverse=True))) \
-            if self.labels else None
-
-    def _text(self, ids: list[int]) -> str:
-        return "".join(self.chars[[i if 0 <= i < len(self.chars) else 0 for i in ids]]) if ids else ""
 
     @staticmethod
     def _replace(ids: list[int], spans: list[tuple[int, int, list[int]]]) -> list[int]:
@@ -234,6 +253,46 @@ class LabelSwap:
             return inner(features)
         return collate
 
-    def callback(self):
-        """The same switching as CopyNoise's: training batches only."""
-        return CopyNoise.callback(self)
+
+class FeelingTags(Lexicon):
+    """Feeling tags (`train.feeling_tags`): for each input token of a training pair, which feeling
+    word is the author's, a target for a small head on the encoder (emosum/pointer.py
+    `add_feeling_head`): 1 inside a wording of the label the summary names, 0 inside a wording of
+    another label (a negated feeling, `说不上迷茫`; someone else's, `同事很开心，我却...`), ignored
+    (-100) everywhere else and in pairs whose summary names not exactly one label.
+
+    Why: the model named the feeling of 98-100% of its training posts that hold a second feeling
+    and of 50-66% of the test's: it remembered each post's feeling, and taking the remembering away
+    (LabelSwap) did not teach it the cue either (docs/default-model.md "Label swap"). The summary's
+    label is one token whose loss says only that the answer was wrong, not which word of the input
+    was the author's; the tags say it at the input, where the cue (`不是`, `我却`, `更多的是`) is read.
+    An auxiliary token-level loss on the encoder (multi-task learning: e.g. the tagging losses beside
+    the sequence model of Rei 2017, "Semi-supervised multitask learning for sequence labeling"). The
+    head is a training aid: dropped before the model is saved, so `summarize` loads the model as
+    it was. Tags are computed on the collated batch (after LabelSwap and CopyNoise), so they match
+    what the model reads; they depend on the tokens alone, so a resumed run tags what the
+    uninterrupted one did. Hand-written: no library tags a lexicon's wordings in token ids."""
+
+    def tags(self, source: list[int], labels: list[int]) -> list[int]:
+        out = [-100] * len(source)
+        if self.find is None:
+            return out
+        named = {m.group(0) for m in self.name.finditer(self._text([i for i in labels if i >= 0]))}
+        if len(named) != 1:
+            return out
+        label = named.pop()
+        for m in self.find.finditer(self._text(source)):
+            out[m.start():m.end()] = [int(self.label_of[m.group(0)] == label)] * (m.end() - m.start())
+        return out
+
+    def collator(self, inner):
+        """`inner` (the collator with the swaps), its batch given `feeling_tags` (batch x input length)."""
+        import torch
+
+        def collate(features):
+            batch = inner(features)
+            batch["feeling_tags"] = torch.tensor([self.tags(s, lab) for s, lab in
+                                                  zip(batch["input_ids"].tolist(), batch["labels"].tolist())],
+                                                 dtype=torch.long)
+            return batch
+        return collate

@@ -171,7 +171,10 @@ class TrainParams(Section):
     # share of training pairs whose labels (the feelings their text shows) are permuted, wordings and
     # the summary's label alike, fresh each epoch (emosum/augment.py LabelSwap); 0: off
     label_swap: float = Field(0.0, ge=0, le=1)
-    label_lexicon: str = "data/demo/feelings.json"  # label -> wordings (JSON) that label_swap swaps
+    label_lexicon: str = "data/demo/feelings.json"  # label -> wordings (JSON) that label_swap swaps and feeling_tags tags
+    # weight of an encoder head's loss that tags each feeling word of the input as the author's or
+    # not (emosum/augment.py FeelingTags; needs model.copy_head); 0: off
+    feeling_tags: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     lr_scheduler: Literal["linear", "cosine", "constant_with_warmup", "inverse_sqrt"] = "linear"
     optimizer: Literal["adamw_torch", "adamw_torch_fused", "adafactor"] = "adamw_torch_fused"

@@ -56,6 +56,9 @@ class PointerOutput(Seq2SeqLMOutput):
     """Seq2SeqLMOutput plus the alignment loss (summed over the aligned tokens, times its weight),
     present only in training with model.copy_alignment > 0; token_mean_loss adds it."""
     copy_alignment_loss: torch.FloatTensor | None = None
+    # the feeling tags' loss (summed over the tagged input tokens, times its weight), present only in
+    # training with a feeling head (add_feeling_head) and a batch with `feeling_tags`
+    feeling_tags_loss: torch.FloatTensor | None = None
 
 
 def runs_ending(match):
@@ -272,6 +275,7 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         `input_ids` is not given (generation's decoding steps: `generate` passes them on);
         `decoder_history_ids`, every token written so far where `decoder_input_ids` holds only the
         last (generation with a cache; prepare_inputs_for_generation passes them)."""
+        feeling_tags = kwargs.pop("feeling_tags", None)  # training batches with train.feeling_tags only
         src = input_ids if input_ids is not None else source_ids
         if src is None:
             raise ValueError("MT5PointerGenerator needs the input ids (input_ids or source_ids) to copy from")
@@ -297,13 +301,31 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         align = None
         if getattr(self.config, "copy_alignment", 0.0) and self.training:
             align = self.alignment_loss(attn, src, attention_mask, labels, decoder_input_ids)
+        tagged = None
+        if feeling_tags is not None and self.training and getattr(self, "feeling_head", None) is not None:
+            tagged = self.feeling_tags_weight * nn.functional.cross_entropy(
+                self.feeling_head(encoder_states).float().flatten(0, 1), feeling_tags.to(encoder_states.device).view(-1),
+                ignore_index=-100, reduction="sum")
         return PointerOutput(loss=loss, logits=logp, cache=decoder_outputs.cache, copy_alignment_loss=align,
+                             feeling_tags_loss=tagged,
                                decoder_hidden_states=decoder_outputs.hidden_states,
                                decoder_attentions=decoder_outputs.attentions,
                                cross_attentions=decoder_outputs.cross_attentions,
                                encoder_last_hidden_state=encoder_states,
                                encoder_hidden_states=encoder_outputs.hidden_states,
                                encoder_attentions=encoder_outputs.attentions)
+
+    def add_feeling_head(self, weight: float) -> None:
+        """A linear head on the encoder's last states that tags each input token of a feeling word as
+        the author's (1) or not (0), trained with `weight` times its summed cross-entropy against
+        the batch's `feeling_tags` (emosum/augment.py FeelingTags: why). A training aid:
+        drop_feeling_head() removes it before the model is saved."""
+        self.feeling_head = nn.Linear(self.config.d_model, 2)
+        self.feeling_tags_weight = weight
+
+    def drop_feeling_head(self) -> None:
+        if getattr(self, "feeling_head", None) is not None:
+            del self.feeling_head
 
     def alignment_loss(self, attn, source_ids, source_mask, labels, decoder_input_ids):
         """The copy attention's negative log-likelihood of the aligned input positions, summed over

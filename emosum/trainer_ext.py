@@ -28,6 +28,9 @@ def token_mean_loss(outputs, labels, num_items_in_batch=None):
     align = outputs.get("copy_alignment_loss")  # the copy head's alignment loss (emosum/pointer.py), summed
     if align is not None:
         loss = loss + align
+    tagged = outputs.get("feeling_tags_loss")  # the feeling head's loss (train.feeling_tags), summed
+    if tagged is not None:
+        loss = loss + tagged
     count = num_items_in_batch if num_items_in_batch is not None else labels.ne(-100).sum()
     return loss / count
 

@@ -78,6 +78,11 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
     if keep is not None:
         prune.prune_model(model, keep)
     n_params = sum(p.numel() for p in model.parameters())
+    if cfg.feeling_tags > 0:  # a training aid, dropped before saving (so after counting the parameters)
+        if not hasattr(model, "add_feeling_head"):
+            raise params.ParamsError("train.feeling_tags: the feeling head is trained beside the copy head "
+                                     "(emosum/pointer.py); set model.copy_head: true, or train.feeling_tags: 0")
+        model.add_feeling_head(cfg.feeling_tags)
     if keep is not None:
         log.info("vocabulary pruned to %d ids: %.1fM -> %.1fM parameters", len(keep), n_params_before / 1e6,
                  n_params / 1e6)
@@ -115,6 +120,17 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
         log.info("label swap: the labels of %.0f%% of the training pairs permuted each epoch (%d labels, %d "
                  "wordings from %s; %d skipped: a character not one piece)", 100 * cfg.label_swap,
                  len(swap.labels), len(swap.ids), cfg.label_lexicon, swap.skipped)
+    if cfg.feeling_tags > 0:  # outermost: it tags what the model reads, after the swaps
+        tagger = augment.FeelingTags(tok, dataio.read_lexicon(cfg.label_lexicon))
+        collator = tagger.collator(collator)
+        held = sum(1 in tagger.tags(x, y) for x, y in zip(ds["train"]["input_ids"], ds["train"]["labels"]))
+        log.info("feeling tags (weight %s): %d of %d training pairs hold a wording of their summary's label "
+                 "(%d wordings of %d labels from %s)", cfg.feeling_tags, held, len(ds["train"]), len(tagger.ids),
+                 len(tagger.labels), cfg.label_lexicon)
+        if not held:
+            log.warning("feeling tags: no training pair holds a wording of its summary's label in %s: the head "
+                        "learns nothing; write the data's labels and wordings there, or set train.feeling_tags: 0",
+                        cfg.label_lexicon)
     log.info("training in %s; batches padded to %s", precision, f"a multiple of {pad} tokens" if pad else
              "their longest example")
     args = Seq2SeqTrainingArguments(
@@ -188,6 +204,8 @@ def _run(model_p, cfg, tok_dir, data_dir, out_dir, live_dir, callbacks, started:
     evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
     # generation's default length (evaluate.max_new_tokens: auto): the longest training summary, eos included
     model.generation_config.max_new_tokens = max(label_lens)
+    if cfg.feeling_tags > 0:
+        model.drop_feeling_head()  # saved as it is used: summarize never reads the head
     if trainer.is_world_process_zero():
         card = model_card(model_p, cfg, model, ds, keep, n_params_before, precision, state.global_step, losses,
                           evals, (tok_dir / selection.FILE).is_file(), (tok_dir / guide.FILE).is_file())

@@ -2,12 +2,15 @@
 and the summary, nothing else touched, the same draw for the same seed, epoch and pair, and a
 training run that uses it resumes mid-epoch into the uninterrupted run's weights. Label swap
 (train.label_swap): the feelings a text shows permuted, its summary's label with them, the cue
-words and the cause untouched, so every swapped pair stays true."""
+words and the cause untouched, so every swapped pair stays true. Feeling tags (train.feeling_tags):
+the author's feeling word told from a negated one at the input, a loss in training only, the head
+dropped before the model is saved."""
 import hashlib
 import shutil
 
 import pytest
 from datasets import load_from_disk
+from safetensors import safe_open
 from transformers import AutoTokenizer
 
 from conftest import tiny_section as section, tiny_tokenized
@@ -90,10 +93,12 @@ def test_training_with_copy_noise_resumes_mid_epoch_into_the_same_weights(data, 
                for r in rows)
     monkeypatch.chdir(tmp_path)
     weights = lambda p: hashlib.sha256((p / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
-    cfg = section("train", epochs=2, max_steps=-1, save_steps=5, copy_noise=0.5, label_swap=0.5)
+    cfg = section("train", epochs=2, max_steps=-1, save_steps=5, copy_noise=0.5, label_swap=0.5, feeling_tags=1.0)
     whole = train.run(section("model"), cfg, d / "tokenizer", d / "tokenized", tmp_path / "model", None)
     assert whole["steps"] == 20
     first = weights(tmp_path / "model")
+    # the feeling head trained in the checkpoints (resumed below) but is not in the saved model
+    assert not any(k.startswith("feeling_head") for k in safe_open(tmp_path / "model" / "model.safetensors", "pt").keys())
     run_dir = next((tmp_path / ".scratch" / "train").iterdir())
     shutil.rmtree(run_dir / "checkpoint-20")
     again = train.run(section("model"), cfg, d / "tokenizer", d / "tokenized", tmp_path / "model", None)
@@ -101,7 +106,7 @@ def test_training_with_copy_noise_resumes_mid_epoch_into_the_same_weights(data, 
     assert weights(tmp_path / "model") == first
     # and the noise did something: without it, other weights
     plain = train.run(section("model"), section("train", epochs=2, max_steps=-1, save_steps=5, copy_noise=0.0,
-                                                label_swap=0.0),
+                                                label_swap=0.0, feeling_tags=0.0),
                       d / "tokenizer",
                       d / "tokenized", tmp_path / "plain", None)
     assert plain["steps"] == 20 and weights(tmp_path / "plain") != first
@@ -214,3 +219,56 @@ def test_a_bad_lexicon_names_the_file_and_what_to_do(tmp_path, content, says):
     with pytest.raises(dataio.DataError, match=says) as e:
         dataio.read_lexicon(path)
     assert str(path) in str(e.value)
+
+
+def test_feeling_tags_mark_the_authors_wording_and_not_the_negated_one():
+    tok, _ = swapper(extra="和")
+    tagger = augment.FeelingTags(tok, LEXICON)
+    text, summary = NEGATION  # 不是生气，是灰心 -> 失望
+    tags = tagger.tags(tok.ids(text), tok.ids(summary))
+    assert len(tags) == len(tok.ids(text))
+    assert "".join(c for c, t in zip(text, tags) if t == 1) == "灰心"
+    assert "".join(c for c, t in zip(text, tags) if t == 0) == "生气"
+    assert tags.count(-100) == len(tags) - 4  # the cue, the cause and </s> carry no target
+    # a summary that names no label, or two, says nothing of which word is the author's
+    assert set(tagger.tags(tok.ids(text), tok.ids("作者因房东又涨了房租感到"))) == {-100}
+    assert set(tagger.tags(tok.ids(text), tok.ids("作者因房东又涨了房租感到失望和愤怒"))) == {-100}
+
+
+def test_feeling_tags_ride_the_batch_and_train_the_head_in_training_only(data, tmp_path, monkeypatch):
+    import torch
+    from transformers import DataCollatorForSeq2Seq
+
+    from emosum import hf, params
+    from emosum.trainer_ext import token_mean_loss
+
+    d, tok, rows = data
+    tagger = augment.FeelingTags(tok, dataio.read_lexicon(section("train").label_lexicon))
+    tagged = [r for r in rows if 1 in tagger.tags(r["input_ids"], r["labels"])]
+    assert len(tagged) >= 4  # the tiny data holds wordings of its summaries' labels
+    batch = tagger.collator(DataCollatorForSeq2Seq(tok, label_pad_token_id=-100))(tagged[:4])
+    assert batch["feeling_tags"].shape == batch["input_ids"].shape
+    assert (batch["feeling_tags"][batch["attention_mask"] == 0] == -100).all()  # padding carries no target
+    torch.manual_seed(0)
+    model_p = section("model")
+    model = hf.scratch_model(model_p.scratch, tok, True, **model_p.copy_options())
+    model.add_feeling_head(1.0)
+    labels = batch["labels"]
+    model.train()
+    out = model(**{k: v for k, v in batch.items() if k != "labels"}, labels=labels)
+    assert out.feeling_tags_loss is not None and out.feeling_tags_loss.item() > 0
+    without = {k: v for k, v in out.items() if k != "feeling_tags_loss"}
+    assert token_mean_loss(out, labels).item() > token_mean_loss(without, labels).item()  # the trainer's loss takes it
+    out.feeling_tags_loss.backward()
+    assert model.feeling_head.weight.grad.abs().sum() > 0
+    model.eval()  # validation: the loss is the summary's likelihood alone
+    assert model(**{k: v for k, v in batch.items() if k != "labels"}, labels=labels).feeling_tags_loss is None
+    model.drop_feeling_head()
+    assert not any(k.startswith("feeling_head") for k in model.state_dict())
+    # a plain mT5 has no head to train: a clear error naming the key, before any training
+    from stages import train
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(params.ParamsError, match="train.feeling_tags.*copy_head"):
+        train.run(section("model", copy_head=False), section("train", feeling_tags=1.0), d / "tokenizer",
+                  d / "tokenized", tmp_path / "model", None)
+    assert not (tmp_path / "model").exists()
