@@ -176,3 +176,22 @@ def test_the_feeling_shape_bench_finds_the_generators_negations_and_other_people
     share = {k: sum(shapes.shape(r["text"]) == k for r in rows) / len(rows) for k in ("negation", "someone else's")}
     assert 0.09 < share["negation"] < 0.15, share
     assert 0.05 < share["someone else's"] < 0.11, share
+
+
+def test_the_labelled_proxy_is_held_out_text_with_six_labels_and_its_own_frame():
+    """bench/labelled_proxy.py (the README's stand-in for a small labelled news set): held-out demo
+    posts, the 15 feelings folded into 6 labels, a summary frame of its own that states the cause
+    as the text does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("labelled_proxy", ROOT / "bench" / "labelled_proxy.py")
+    proxy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(proxy)
+    assert set(proxy.FOLD) == set(demo_data.EMOTIONS) and len(set(proxy.FOLD.values())) == 6
+    rows = proxy.make(seed=5, train=40, test=10)
+    assert [r["split"] for r in rows] == ["train"] * 40 + ["test"] * 10
+    held = [r for r in demo_data.generate(0, 5, 50)]
+    assert [r["text"] for r in rows] == [r["text"] for r in held]  # the held-out vocabulary's posts
+    for r, h in zip(rows, held):
+        assert r["emotion"] == proxy.FOLD[h["emotion"]]
+        assert r["summary"] == f"{r['emotion']}，因为{r['cause']}。" and r["cause"] in r["text"]
