@@ -195,3 +195,5 @@ def test_the_labelled_proxy_is_held_out_text_with_six_labels_and_its_own_frame()
     for r, h in zip(rows, held):
         assert r["emotion"] == proxy.FOLD[h["emotion"]]
         assert r["summary"] == f"{r['emotion']}，因为{r['cause']}。" and r["cause"] in r["text"]
+    long = proxy.make(seed=5, train=8, test=2, min_chars=100, max_chars=600)  # news-like lengths
+    assert len(long) == 10 and all(100 <= len(r["text"]) <= 600 for r in long)
