@@ -48,6 +48,9 @@ def make(seed: int, train: int, test: int, min_chars: int = 0, max_chars: int | 
                 if min_chars <= len(r["text"]) <= (max_chars or len(r["text"]))]
         if len(rows) >= want:
             break
+        if count >= 64 * want:  # the window holds too few posts: say so rather than generate forever
+            raise ValueError(f"only {len(rows)} of {count} held-out posts are {min_chars}-{max_chars} characters "
+                             f"long, {want} wanted: widen --min-chars / --max-chars")
         count *= 2
     out = []
     for i, r in enumerate(rows[:want]):

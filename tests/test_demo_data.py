@@ -2,6 +2,8 @@ import gzip
 import json
 import re
 
+import pytest
+
 from conftest import ROOT
 from emosum import demo_data
 
@@ -197,3 +199,5 @@ def test_the_labelled_proxy_is_held_out_text_with_six_labels_and_its_own_frame()
         assert r["summary"] == f"{r['emotion']}，因为{r['cause']}。" and r["cause"] in r["text"]
     long = proxy.make(seed=5, train=8, test=2, min_chars=100, max_chars=600)  # news-like lengths
     assert len(long) == 10 and all(100 <= len(r["text"]) <= 600 for r in long)
+    with pytest.raises(ValueError, match="widen"):  # a window no post fits: an error, not an endless loop
+        proxy.make(seed=5, train=2, test=1, min_chars=50_000)
