@@ -137,6 +137,9 @@ class TokenizeParams(Section):
     guide_context: int = Field(0, ge=0, description="guide: clauses either side of each pick that join it")
     guide_min_probability: float = Field(0.5, ge=0, le=1, description="guide: a clause after the most probable "
                                          "one joins the guide at this probability")
+    guide_label: Optional[str] = Field(None, min_length=1, description="guide: a fact of the training rows "
+                                       "(evaluate.fact_columns) whose value a classifier fitted on the guides "
+                                       "predicts and writes after the clauses; rows without it: no hint (logged)")
     source_length_percentile: float = Field(95, gt=0, le=100)
     prune_vocab: bool = Field(True, description="checkpoints: keep only the token ids the data uses")
     min_vocab: int = Field(0, ge=0, description="top the pruned vocabulary up to this size")

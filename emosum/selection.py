@@ -119,13 +119,15 @@ def _ranges(starts: list[int], spans: list[tuple[int, int]]) -> list[tuple[int, 
 
 
 def tokenize_docs(tok, texts: list[str], prefix: str = "", batch: int = 1000, max_len: int | None = None,
-                  guides: list[str] | None = None, separator: str = "") -> list[Doc]:
+                  guides: list[str] | None = None, separator: str = "", hinted: bool = False) -> list[Doc]:
     """Each text tokenized once, cut into sentences; with max_len, a sentence longer than the
     budget is cut into its clauses (Doc.clause_split counts those sentences).
 
     guides: per text, clauses to write before it (emosum/guide.py), then `separator`; they join the
     prefix, which every selection keeps whole. With max_len a guide is cut to leave half the
-    context to the text (Doc.guide_cut counts the tokens cut)."""
+    context to the text (Doc.guide_cut counts the tokens cut). hinted: each guide ends with the
+    separator and a label hint (emosum/guide.py LabelHint), which the cut keeps, as it keeps the
+    separator."""
     docs = []
     for i in range(0, len(texts), batch):
         chunk = texts[i:i + batch]
@@ -140,6 +142,8 @@ def tokenize_docs(tok, texts: list[str], prefix: str = "", batch: int = 1000, ma
             if max_len is not None and head != prefix and n_prefix > max_len // 2:
                 # the guide's last tokens go, the source prefix and the separator stay
                 body_end = len(head) - len(separator)
+                if hinted and separator:  # and the hint: from the guide's last separator on
+                    body_end = max(len(prefix), head.rfind(separator, len(prefix), body_end))
                 n_lead = sum(1 for s, _ in offs[:n_prefix] if s < len(prefix))
                 n_body = sum(1 for s, _ in offs[:n_prefix] if len(prefix) <= s < body_end)
                 cut = n_prefix - max_len // 2
@@ -403,7 +407,8 @@ def encode(tok, texts: list[str], max_len: int, prefix: str = "", scorer: Scorer
     + text + eos when it fits, else the lead (no scorer) or the learned selection, max_len tokens at
     most. The one path for the tokenize stage and `summarize`."""
     guides, sep = (guide.guides(texts), guide.separator) if guide is not None else (None, "")
-    docs = tokenize_docs(tok, texts, prefix, max_len=max_len, guides=guides, separator=sep)
+    docs = tokenize_docs(tok, texts, prefix, max_len=max_len, guides=guides, separator=sep,
+                         hinted=guide is not None and guide.hint is not None)
     return [ids_of(d, r, tok.eos_token_id) for d, r in zip(docs, select(docs, max_len, scorer))]
 
 
@@ -414,7 +419,7 @@ def _mean(xs) -> float | None:
 
 def plan(mode: str, tok, rows: dict[str, list[dict]], max_len: int, prefix: str = "", min_gain: float = 0.01,
          seed: int = 0, guides: dict[str, list[str]] | None = None,
-         separator: str = "") -> tuple[Scorer | None, dict, dict]:
+         separator: str = "", hinted: bool = False) -> tuple[Scorer | None, dict, dict]:
     """The tokenize stage's selection: fit the scorer on the training split (when `mode` asks for
     it and some input is longer than the budget), decide (`auto`: learned only where it raises the
     validation coverage over lead by `min_gain`), and measure coverage per split for what is kept,
@@ -426,7 +431,7 @@ def plan(mode: str, tok, rows: dict[str, list[dict]], max_len: int, prefix: str 
     import time
 
     t0 = time.perf_counter()
-    docs = {s: tokenize_docs(tok, [r["text"] for r in rs], prefix, max_len=max_len, separator=separator,
+    docs = {s: tokenize_docs(tok, [r["text"] for r in rs], prefix, max_len=max_len, separator=separator, hinted=hinted,
                              guides=guides[s] if guides else None)
             for s, rs in rows.items()}
     refs = {s: [r["summary"] for r in rs] for s, rs in rows.items()}

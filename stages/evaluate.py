@@ -118,7 +118,8 @@ def predictions_table(predictions: list[dict], n: int) -> str:
 # what an extra test split reports (the test split reports everything, at the top level)
 SPLIT_KEYS = ("rouge1", "rouge2", "rougeL", "word_rougeL", "lead_k", "lead_rougeL", "constant_rougeL",
               "rougeL_minus_lead", "rougeL_minus_constant", "distinct_predictions_share", "examples",
-              "fact_recall", "lead_fact_recall", "constant_fact_recall", "guide_rougeL", "guide_fact_recall")
+              "fact_recall", "lead_fact_recall", "constant_fact_recall", "guide_rougeL", "guide_fact_recall",
+              "label_hint_accuracy")
 
 
 def eval_splits(tokenized: Path) -> list[str]:
@@ -144,6 +145,14 @@ def run_split(cfg: params.EvaluateParams, model, tok, ids: list, rows: list[dict
         guides = guide.guides(sources)
         metrics["guide_rougeL"] = round(100 * rouge.rouge(guides, [r["summary"] for r in rows], "char")["rougeL"], 2)
         log.info("%s: the guide alone (tokenize.guide) scores ROUGE-L %.2f", split, metrics["guide_rougeL"])
+        hint = guide.hint
+        if hint is not None and all(hint.label in r.get("facts", {}) for r in rows):
+            # a fourth floor: the label hint alone (tokenize.guide_label), the classifier without the model
+            said = [guide.hint_of(g) for g in guides]
+            metrics["label_hint_accuracy"] = round(
+                sum(h == str(r["facts"][hint.label]) for h, r in zip(said, rows)) / max(1, len(rows)), 4)
+            log.info("%s: the label hint alone names the %s right in %.1f%%", split, hint.label,
+                     100 * metrics["label_hint_accuracy"])
     fact_scores, details = fact_metrics(cfg, preds, sources, constant, rows, train_rows, guides)
     metrics.update(fact_scores)
     metrics.update(generation_s=round(gen_s, 2), examples_per_s=round(len(preds) / gen_s, 2))

@@ -10,7 +10,9 @@ first tokens), or sentences chosen by a scorer fitted on the training split (emo
 the training, validation and test inputs and is saved with the tokenizer (data/tokenizer/
 selector.json), so the model and `summarize` see the same kind of input. With tokenize.guide:
 clauses, a clause scorer fitted on the training pairs (emosum/guide.py) writes before every input
-the clauses its summary most likely copies, and is saved beside it (guide.json). Summaries are truncated
+the clauses its summary most likely copies, and is saved beside it (guide.json); with
+tokenize.guide_label, a classifier fitted on the training guides writes the label after them (the
+training split's out of fold; its accuracy per split in metrics/tokenize.json). Summaries are truncated
 to max_target_length. Stores unpadded ids: padding (labels with -100) happens per batch at
 collation time, so no step pays for max-length padding. Writes data/tokenizer/, data/tokenized/
 and metrics/tokenize.json (token lengths, the share truncated, and the coverage of the reference
@@ -135,6 +137,37 @@ def log_coverage(stats: dict, max_src: int) -> None:
                  cl["whole"] or 0)
 
 
+def fit_label_hint(guide, label: str | None, rows: dict[str, list[dict]], guides: dict[str, list[str]]) -> dict:
+    """Fit tokenize.guide_label's hint on the training split's guides and attach it to `guide`;
+    its accuracy on each split (out-of-fold on train) for metrics/tokenize.json. The training rows'
+    out-of-fold hints ride along under "_train_hints". Rows without the fact: no hint, and why."""
+    if label is None:
+        return {"used": False, "why": "tokenize.guide_label is null"}
+    train = rows["train"]
+    have = [label in (r.get("facts") or {}) for r in train]
+    if not any(have):
+        why = (f"the training rows carry no {label!r} fact (evaluate.fact_columns: the columns the splits "
+               "carry); no hint")
+        log.info("label hint: %s", why)
+        return {"used": False, "why": why}
+    if not all(have):
+        raise guiding.GuideError(f"tokenize.guide_label: {have.count(False)} of {len(train)} training rows have no "
+                                 f"{label!r} fact; fill them in the data or set tokenize.guide_label: null")
+    t0 = time.perf_counter()
+    docs = {s: guiding.hint_docs([r["text"] for r in rs], guides[s]) for s, rs in rows.items()}
+    guide.hint, oof = guiding.LabelHint.fit(docs["train"], [str(r["facts"][label]) for r in train], label)
+    stats = {"used": True, "label": label, "fit_seconds": round(time.perf_counter() - t0, 2), **guide.hint.fitted,
+             "accuracy": {}, "_train_hints": oof}
+    for s, rs in rows.items():
+        known = [(d, str(r["facts"][label])) for d, r in zip(docs[s], rs) if label in (r.get("facts") or {})]
+        preds = oof if s == "train" else guide.hint.predict([d for d, _ in known])
+        acc = sum(p == want for p, (_, want) in zip(preds, known)) / len(known) if known else None
+        stats["accuracy"][s] = round(acc, 4) if acc is not None else None
+        log.info("label hint %s: names the %s of %d inputs right in %s%s", s, label, len(known),
+                 f"{100 * acc:.1f}%" if acc is not None else "-", " (out of fold)" if s == "train" else "")
+    return stats
+
+
 def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path, tok_dir: Path,
         out_dir: Path) -> dict:
     from datasets import Dataset, DatasetDict
@@ -149,7 +182,12 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
         fit_s = round(time.perf_counter() - t0, 2)
         picks = {s: guide.picks([r["text"] for r in rs]) for s, rs in rows.items()}  # once: guides and stats share them
         guides = {s: guide.guides([r["text"] for r in rs], picks[s]) for s, rs in rows.items()}
-        guide_stats = {"used": "clauses", "fit_seconds": fit_s, "fitted": guide.fitted,
+        hint_stats = fit_label_hint(guide, cfg.guide_label, rows, guides)
+        if guide.hint is not None:  # the label after the clauses; the training split gets its out-of-fold hints
+            guides = {s: guide.guides([r["text"] for r in rs], picks[s],
+                                      hints=hint_stats.pop("_train_hints") if s == "train" else None)
+                      for s, rs in rows.items()}
+        guide_stats = {"used": "clauses", "fit_seconds": fit_s, "fitted": guide.fitted, "label_hint": hint_stats,
                        "splits": {s: guiding.measure(guide, [r["text"] for r in rs], [r["summary"] for r in rs],
                                                      picks[s]) for s, rs in rows.items()}}
         for s, st in guide_stats["splits"].items():
@@ -181,7 +219,8 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
         tok.model_max_length = max_src  # summarize truncates new inputs the same way
         scorer, input_ids, sel = selection.plan(cfg.select, tok, rows, max_src, model.source_prefix,
                                                 cfg.select_min_gain, guides=guides,
-                                                separator=guide.separator if guide else "")
+                                                separator=guide.separator if guide else "",
+                                                hinted=guide is not None and guide.hint is not None)
         tok.save_pretrained(str(tmp_tok))
         if scorer is not None:
             selection.save(scorer, tmp_tok)  # travels with the tokenizer into model/

@@ -116,6 +116,14 @@ def test_the_guide_goes_before_the_text_and_the_budget_holds(tok):
     doc = selection.tokenize_docs(tok, [long_text], max_len=max_len, guides=[long_guide], separator=sep)[0]
     assert doc.guide_cut > 0 and len(doc.prefix_ids) == max_len // 2
     assert tok.decode(doc.prefix_ids[-1:]) == "|"
+    # a hinted guide (clauses, separator, label: emosum/guide.py LabelHint) keeps its label through the cut
+    hinted = selection.tokenize_docs(tok, [long_text], max_len=max_len, guides=[long_guide + sep + "焦虑"],
+                                     separator=sep, hinted=True)[0]
+    assert len(hinted.prefix_ids) == max_len // 2 and tok.decode(hinted.prefix_ids[-4:]) == "|焦虑|"
+    assert tok.decode(hinted.prefix_ids).startswith(nfkc(long_guide[:4]))   # the clauses, cut at their end
+    unhinted = selection.tokenize_docs(tok, [long_text], max_len=max_len, guides=[long_guide + sep + "焦虑"],
+                                       separator=sep)[0]
+    assert "焦虑" not in tok.decode(unhinted.prefix_ids)   # without the flag the label is the guide's tail, and goes
     [ids] = selection.encode(tok, [long_text], max_len, guide=None)
     assert len(ids) == max_len
     # per-input budgets: a guided long input and an unguided one both fill max_len exactly
@@ -134,11 +142,12 @@ def test_a_guided_model_and_summarize_see_the_ids_evaluate_does(tmp_path, monkey
 
     src = write_demo_rows(tmp_path / "demo.jsonl", n=160)
     subsample.run(params.parse_section("data", {"path": str(src)}), section("subsample", max_samples=140),
-                  tmp_path / "splits")
-    stats = tokenize.run(section("model"), section("tokenize", guide="clauses"), tmp_path / "splits",
-                         tmp_path / "tokenizer", tmp_path / "tokenized")
+                  tmp_path / "splits", fact_columns=["cause", "emotion"])
+    stats = tokenize.run(section("model"), section("tokenize", guide="clauses", guide_label="emotion"),
+                         tmp_path / "splits", tmp_path / "tokenizer", tmp_path / "tokenized")
     g = stats["guide"]
     assert g["used"] == "clauses" and (tmp_path / "tokenizer" / guide.FILE).is_file()
+    assert g["label_hint"]["used"] and set(g["label_hint"]["accuracy"]) >= {"train", "validation", "test"}
     assert g["splits"]["train"]["holds_oracle_clause"] > 0.5 and g["splits"]["test"]["rows"] > 0
     train_one_step(tmp_path)
     assert (tmp_path / "model" / guide.FILE).is_file()
@@ -186,3 +195,114 @@ def test_evaluate_scores_the_guide_alone_as_a_third_floor(tmp_path):
     assert guided["guide_rougeL"] > guided["lead_rougeL"]  # the guide holds the copied clause; the lead seldom
     cause = sum(r["facts"]["cause"] in x for r, x in zip(rows, g)) / len(rows)
     assert guided["guide_fact_recall"]["cause"] == pytest.approx(cause, abs=0.01)
+    # params.yaml's tokenize.guide_label (emotion) gave the guide a label hint: a fourth floor
+    said = [x.rsplit(guide.SEPARATOR, 1)[-1] for x in g]
+    assert set(said) <= set(guide.load(d / "model").hint.classes)
+    assert guided["label_hint_accuracy"] == round(sum(h == r["facts"]["emotion"] for h, r in zip(said, rows)) / len(rows), 4)
+    assert "label_hint_accuracy" not in plain
+
+
+FEELINGS = {"失望": ["灰心", "失望透了"], "害怕": ["吓坏了", "心里发毛"], "生气": ["气死了", "火大"], "感激": ["感恩", "感激不尽"]}
+
+
+def feeling_post(rng: random.Random, words: list[str]) -> tuple[str, str]:
+    """A post with two feeling words beside the cause: the author's and one that is not (negated,
+    or someone else's), in either order; only the words around them say which is the author's."""
+    cause = "".join(rng.choice(words) for _ in range(rng.randint(4, 6)))
+    mine, other = rng.sample(sorted(FEELINGS), 2)
+    a, b = rng.choice(FEELINGS[mine]), rng.choice(FEELINGS[other])
+    shape = rng.choice([f"不是{b}，是{a}。", f"他倒是挺{b}的，我却{a}。", f"说不上{b}，更多的是{a}。"])
+    parts = [rng.choice(FILLER) for _ in range(rng.randint(1, 3))]
+    parts.insert(rng.randint(0, len(parts)), f"因为{cause}，{shape}")
+    return "".join(parts), f"作者因{cause}感到{mine}。", mine
+
+
+def test_the_label_hint_reads_whose_feeling_it_is_and_is_saved_as_json(tmp_path):
+    """Both feeling words stand in every guide, so counting characters cannot tell the label; the
+    hint's trigrams (`不是灰`, `我却吓`) can, on posts of causes it never saw. The training split's
+    hints are out of fold, and the hint travels in guide.json (plain JSON) to the same predictions."""
+    rng = random.Random(0)
+    train = [feeling_post(rng, WORDS[:20]) for _ in range(400)]
+    test = [feeling_post(rng, WORDS[20:]) for _ in range(100)]
+    texts, refs, labels = zip(*train)
+    scorer = guide.ClauseScorer.fit(list(texts), list(refs), context=2)   # the cause and the two clauses after it
+    plain = scorer.guides(list(texts))
+    hint, oof = guide.LabelHint.fit(guide.hint_docs(list(texts), plain), list(labels), "emotion")
+    assert len(oof) == len(train) and hint.fitted["rows"] == 400 and hint.fitted["classes"] == 4
+    assert hint.fitted["out_of_fold_accuracy"] == pytest.approx(sum(p == y for p, y in zip(oof, labels)) / 400)
+    assert hint.fitted["out_of_fold_accuracy"] >= 0.85
+    scorer.hint = hint
+    test_texts = [t for t, _, _ in test]
+    guides = scorer.guides(test_texts)
+    said = [scorer.hint_of(g) for g in guides]
+    assert sum(s == y for s, (_, _, y) in zip(said, test)) / len(test) >= 0.9
+    # the clauses the guide held before, the separator, then the label
+    plain_test = [g.rsplit(guide.SEPARATOR, 1)[0] for g in guides]
+    scorer_plain = guide.ClauseScorer.from_json({k: v for k, v in scorer.to_json().items() if k != "label_hint"})
+    assert plain_test == scorer_plain.guides(test_texts)
+    # given hints (the training split's out-of-fold ones) replace the predictions
+    assert scorer.guides(test_texts[:3], hints=["甲", "乙", "丙"])[0].endswith(guide.SEPARATOR + "甲")
+    # a unigram model is fooled: both feeling words are in every guide
+    unigram = guide.LabelHint._vectorizer(min_df=1)
+    unigram.ngram_range = (1, 1)
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=10.0, max_iter=2000).fit(unigram.fit_transform(guide.hint_docs(list(texts), plain)), labels)
+    uni = lr.predict(unigram.transform(guide.hint_docs(test_texts, plain_test)))
+    assert sum(p == y for p, (_, _, y) in zip(uni, test)) / len(test) < 0.8
+    path = guide.save(scorer, tmp_path)
+    raw = path.read_bytes()
+    assert json.loads(raw)["label_hint"]["label"] == "emotion"
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(raw)
+    assert guide.load(tmp_path).guides(test_texts) == guides
+    doc = json.loads(raw)
+    doc["label_hint"]["classes"] = doc["label_hint"]["classes"][:3]
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(guide.GuideError, match="guide.json.*class counts disagree"):
+        guide.load(tmp_path)
+
+
+def test_a_label_hint_needs_a_label():
+    docs = [f"因为第{i}件事，气死了。" for i in range(60)]
+    with pytest.raises(guide.GuideError, match="same 'emotion'.*guide_label: null"):
+        guide.LabelHint.fit(docs, ["生气"] * 60, "emotion")
+    with pytest.raises(guide.GuideError, match="60 distinct values.*free text"):
+        guide.LabelHint.fit(docs, [f"第{i}件事" for i in range(60)], "cause")
+    # two labels: one row of coefficients, both predicted
+    hint, _ = guide.LabelHint.fit(docs, ["生气" if i % 2 else "开心" for i in range(60)], "emotion")
+    assert hint.coef.shape[0] == 1 and set(hint.predict(docs)) == {"生气", "开心"}
+    assert guide.LabelHint.from_json(json.loads(json.dumps(hint.to_json()))).predict(docs) == hint.predict(docs)
+
+
+def test_tokenize_writes_the_hint_first_out_of_fold_in_training_and_says_how_often_it_is_right(tmp_path):
+    """The tokenize stage with tokenize.guide_label: emotion fits the hint on the training guides,
+    writes each input as `<clauses>｜<label>｜<text>`, the training rows with their out-of-fold
+    hints, and records the hint's accuracy per split; without the fact in the splits, no hint, and why."""
+    from conftest import tiny_tokenized
+
+    d = tiny_tokenized(tmp_path / "hint", n=200, fact_columns=["cause", "emotion"], guide="clauses",
+                       guide_label="emotion", max_source_length=128)
+    stats = json.loads((tmp_path / "hint" / "tokenizer" / guide.FILE).read_text(encoding="utf-8"))
+    assert stats["label_hint"]["label"] == "emotion"
+    rows = [json.loads(line) for line in open(d / "splits" / "train.jsonl", encoding="utf-8")]
+    from datasets import load_from_disk
+
+    tok = tokenize.hf.load_tokenizer(str(d / "tokenizer"))
+    ids = load_from_disk(str(d / "tokenized"))["train"]["input_ids"]
+    written = [tok.decode(x, skip_special_tokens=True).split("|")[-2].strip() for x in ids]  # clauses|label|text
+    g = guide.load(d / "tokenizer")
+    assert set(written) <= set(g.hint.classes)
+    texts = [r["text"] for r in rows]
+    g_plain = guide.ClauseScorer.from_json({k: v for k, v in g.to_json().items() if k != "label_hint"})
+    _, oof = guide.LabelHint.fit(guide.hint_docs(texts, g_plain.guides(texts)), [r["facts"]["emotion"] for r in rows],
+                                 "emotion")
+    assert written == oof   # the training inputs carry the out-of-fold hints, not the fitted model's
+    st = tokenize.fit_label_hint(g_plain, "emotion", {"train": rows}, {"train": g_plain.guides(texts)})
+    assert st["accuracy"]["train"] == st["out_of_fold_accuracy"] and g_plain.hint is not None
+    none = tokenize.fit_label_hint(g_plain, "emotion", {"train": [{**r, "facts": {}} for r in rows]},
+                                   {"train": g_plain.guides(texts)})
+    assert none["used"] is False and "no 'emotion' fact" in none["why"]
+    with pytest.raises(guide.GuideError, match="1 of .* training rows have no 'emotion'"):
+        tokenize.fit_label_hint(g_plain, "emotion", {"train": [{**rows[0], "facts": {}}] + rows[1:]},
+                                {"train": g_plain.guides(texts)})
