@@ -262,10 +262,11 @@ class LabelHint:
                    [str(c) for c in model.classes_], label)
 
     @classmethod
-    def fit(cls, docs: list[str], labels: list[str], label: str, seed: int = 0) -> tuple["LabelHint", list[str]]:
-        """The hint fitted on every row, and each row's out-of-fold prediction (from a hint fitted on
-        the other folds), which the training split is given: an in-sample hint is right on nearly
-        every training row, and a model trained on those learns to copy it whatever the text says."""
+    def fit(cls, docs: list[str], labels: list[str], label: str, folds: int = FOLDS,
+            seed: int = 0) -> tuple["LabelHint", list[str]]:
+        """The hint fitted on every row, and the hints the training rows are given: with folds >= 2
+        each row's out-of-fold prediction (from a hint fitted on the other folds: as fallible as on
+        new text), with 0 the fitted hint's own (in-sample: right on nearly every training row)."""
         import numpy as np
         from sklearn.model_selection import KFold
 
@@ -280,9 +281,17 @@ class LabelHint:
             raise GuideError(f"tokenize.guide_label: {label!r} has {len(distinct)} distinct values in the training "
                              f"split, more than {cls.MAX_CLASSES}: free text, not a label; name a label column "
                              "or set tokenize.guide_label: null")
+        hint = cls._fit_one(docs, labels, label)
+        if folds == 0:
+            given = hint.predict(docs)
+            hint.fitted = {"rows": len(docs), "classes": len(hint.classes), "folds": 0,
+                           "in_sample_accuracy": round(float(np.mean([a == b for a, b in zip(given, labels)])), 4)}
+            return hint, given
+        if folds < 2:
+            raise GuideError(f"tokenize.guide_label_folds: {folds}; 0 (in-sample hints) or at least 2")
         oof: list[str] = [""] * len(docs)
-        folds = KFold(min(cls.FOLDS, len(docs)), shuffle=True, random_state=seed)
-        for train_idx, held_idx in folds.split(np.zeros(len(docs))):
+        splits = KFold(min(folds, len(docs)), shuffle=True, random_state=seed)
+        for train_idx, held_idx in splits.split(np.zeros(len(docs))):
             part_labels = [labels[i] for i in train_idx]
             if len(set(part_labels)) < 2:  # a tiny split: the other folds know one label, so that is the hint
                 preds = [part_labels[0]] * len(held_idx)
@@ -291,8 +300,7 @@ class LabelHint:
                     [docs[i] for i in held_idx])
             for i, p in zip(held_idx, preds):
                 oof[i] = p
-        hint = cls._fit_one(docs, labels, label)
-        hint.fitted = {"rows": len(docs), "classes": len(hint.classes),
+        hint.fitted = {"rows": len(docs), "classes": len(hint.classes), "folds": folds,
                        "out_of_fold_accuracy": round(float(np.mean([a == b for a, b in zip(oof, labels)])), 4)}
         return hint, oof
 

@@ -140,6 +140,8 @@ class TokenizeParams(Section):
     guide_label: Optional[str] = Field(None, min_length=1, description="guide: a fact of the training rows "
                                        "(evaluate.fact_columns) whose value a classifier fitted on the guides "
                                        "predicts and writes after the clauses; rows without it: no hint (logged)")
+    guide_label_folds: int = Field(5, ge=0, description="guide_label: the training rows' hints are out of fold "
+                                   "(this many folds, >= 2) or, 0, the fitted classifier's own (in sample)")
     source_length_percentile: float = Field(95, gt=0, le=100)
     prune_vocab: bool = Field(True, description="checkpoints: keep only the token ids the data uses")
     min_vocab: int = Field(0, ge=0, description="top the pruned vocabulary up to this size")

@@ -137,7 +137,8 @@ def log_coverage(stats: dict, max_src: int) -> None:
                  cl["whole"] or 0)
 
 
-def fit_label_hint(guide, label: str | None, rows: dict[str, list[dict]], guides: dict[str, list[str]]) -> dict:
+def fit_label_hint(guide, label: str | None, rows: dict[str, list[dict]], guides: dict[str, list[str]],
+                   folds: int = guiding.LabelHint.FOLDS) -> dict:
     """Fit tokenize.guide_label's hint on the training split's guides and attach it to `guide`;
     its accuracy on each split (out-of-fold on train) for metrics/tokenize.json. The training rows'
     out-of-fold hints ride along under "_train_hints". Rows without the fact: no hint, and why."""
@@ -155,7 +156,7 @@ def fit_label_hint(guide, label: str | None, rows: dict[str, list[dict]], guides
                                  f"{label!r} fact; fill them in the data or set tokenize.guide_label: null")
     t0 = time.perf_counter()
     docs = {s: guiding.hint_docs([r["text"] for r in rs], guides[s]) for s, rs in rows.items()}
-    guide.hint, oof = guiding.LabelHint.fit(docs["train"], [str(r["facts"][label]) for r in train], label)
+    guide.hint, oof = guiding.LabelHint.fit(docs["train"], [str(r["facts"][label]) for r in train], label, folds)
     stats = {"used": True, "label": label, "fit_seconds": round(time.perf_counter() - t0, 2), **guide.hint.fitted,
              "accuracy": {}, "_train_hints": oof}
     for s, rs in rows.items():
@@ -164,7 +165,8 @@ def fit_label_hint(guide, label: str | None, rows: dict[str, list[dict]], guides
         acc = sum(p == want for p, (_, want) in zip(preds, known)) / len(known) if known else None
         stats["accuracy"][s] = round(acc, 4) if acc is not None else None
         log.info("label hint %s: names the %s of %d inputs right in %s%s", s, label, len(known),
-                 f"{100 * acc:.1f}%" if acc is not None else "-", " (out of fold)" if s == "train" else "")
+                 f"{100 * acc:.1f}%" if acc is not None else "-",
+                 "" if s != "train" else " (out of fold)" if folds else " (in sample)")
     return stats
 
 
@@ -182,7 +184,7 @@ def run(model: params.ModelParams, cfg: params.TokenizeParams, splits_dir: Path,
         fit_s = round(time.perf_counter() - t0, 2)
         picks = {s: guide.picks([r["text"] for r in rs]) for s, rs in rows.items()}  # once: guides and stats share them
         guides = {s: guide.guides([r["text"] for r in rs], picks[s]) for s, rs in rows.items()}
-        hint_stats = fit_label_hint(guide, cfg.guide_label, rows, guides)
+        hint_stats = fit_label_hint(guide, cfg.guide_label, rows, guides, cfg.guide_label_folds)
         if guide.hint is not None:  # the label after the clauses; the training split gets its out-of-fold hints
             guides = {s: guide.guides([r["text"] for r in rs], picks[s],
                                       hints=hint_stats.pop("_train_hints") if s == "train" else None)

@@ -273,16 +273,23 @@ def test_a_label_hint_needs_a_label():
     hint, _ = guide.LabelHint.fit(docs, ["生气" if i % 2 else "开心" for i in range(60)], "emotion")
     assert hint.coef.shape[0] == 1 and set(hint.predict(docs)) == {"生气", "开心"}
     assert guide.LabelHint.from_json(json.loads(json.dumps(hint.to_json()))).predict(docs) == hint.predict(docs)
+    # folds 0: the training rows get the fitted hint's own predictions (in sample); 1 fold is no split
+    two = ["生气" if i % 2 else "开心" for i in range(60)]
+    hint0, given = guide.LabelHint.fit(docs, two, "emotion", folds=0)
+    assert given == hint0.predict(docs) and hint0.fitted["folds"] == 0
+    assert hint0.fitted["in_sample_accuracy"] == round(sum(g == y for g, y in zip(given, two)) / 60, 4)
+    with pytest.raises(guide.GuideError, match="guide_label_folds: 1"):
+        guide.LabelHint.fit(docs, two, "emotion", folds=1)
 
 
-def test_tokenize_writes_the_hint_first_out_of_fold_in_training_and_says_how_often_it_is_right(tmp_path):
+def test_tokenize_writes_the_hint_after_the_clauses_and_says_how_often_it_is_right(tmp_path):
     """The tokenize stage with tokenize.guide_label: emotion fits the hint on the training guides,
     writes each input as `<clauses>｜<label>｜<text>`, the training rows with their out-of-fold
-    hints, and records the hint's accuracy per split; without the fact in the splits, no hint, and why."""
+    hints (guide_label_folds 5) or the fitted classifier's own (0), and records the hint's accuracy per split; without the fact in the splits, no hint, and why."""
     from conftest import tiny_tokenized
 
     d = tiny_tokenized(tmp_path / "hint", n=200, fact_columns=["cause", "emotion"], guide="clauses",
-                       guide_label="emotion", max_source_length=128)
+                       guide_label="emotion", guide_label_folds=5, max_source_length=128)
     stats = json.loads((tmp_path / "hint" / "tokenizer" / guide.FILE).read_text(encoding="utf-8"))
     assert stats["label_hint"]["label"] == "emotion"
     rows = [json.loads(line) for line in open(d / "splits" / "train.jsonl", encoding="utf-8")]
@@ -298,6 +305,15 @@ def test_tokenize_writes_the_hint_first_out_of_fold_in_training_and_says_how_oft
     _, oof = guide.LabelHint.fit(guide.hint_docs(texts, g_plain.guides(texts)), [r["facts"]["emotion"] for r in rows],
                                  "emotion")
     assert written == oof   # the training inputs carry the out-of-fold hints, not the fitted model's
+    assert written != g.hint.predict(guide.hint_docs(texts, g_plain.guides(texts)))
+    # guide_label_folds 0 (the default): the fitted classifier's own hints, in sample
+    d0 = tiny_tokenized(tmp_path / "hint0", n=200, fact_columns=["cause", "emotion"], guide="clauses",
+                        guide_label="emotion", guide_label_folds=0, max_source_length=128)
+    ids0 = load_from_disk(str(d0 / "tokenized"))["train"]["input_ids"]
+    g0 = guide.load(d0 / "tokenizer")
+    tok0 = tokenize.hf.load_tokenizer(str(d0 / "tokenizer"))
+    assert [tok0.decode(x, skip_special_tokens=True).split("|")[-2].strip() for x in ids0] == \
+        g0.hint.predict(guide.hint_docs(texts, g_plain.guides(texts)))
     st = tokenize.fit_label_hint(g_plain, "emotion", {"train": rows}, {"train": g_plain.guides(texts)})
     assert st["accuracy"]["train"] == st["out_of_fold_accuracy"] and g_plain.hint is not None
     none = tokenize.fit_label_hint(g_plain, "emotion", {"train": [{**r, "facts": {}} for r in rows]},
