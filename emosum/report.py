@@ -149,8 +149,13 @@ def fact_columns(runs: list[dict], split: str = "") -> list[tuple]:
     at = f"{split}." if split else ""
     cols = sorted({c for r in runs for c in (value(r, "metrics/eval.json", f"{at}fact_recall") or {})},
                   key=lambda c: (c == "all", c))
-    return [(f"{split + ' ' if split else ''}{who}{c} recall", "metrics/eval.json", f"{at}{prefix}fact_recall.{c}",
-             "{:.0%}") for c in cols for who, prefix in (("", ""), ("lead ", "lead_"), ("constant ", "constant_"))]
+    out = [(f"{split + ' ' if split else ''}{who}{c} recall", "metrics/eval.json", f"{at}{prefix}fact_recall.{c}",
+            "{:.0%}") for c in cols for who, prefix in (("", ""), ("lead ", "lead_"), ("constant ", "constant_"))]
+    if any(value(r, "metrics/eval.json", f"{at}label_hint_accuracy") is not None for r in runs):
+        # tokenize.guide_label: the classifier's label alone, the floor the model's label recall stands on
+        out.append((f"{split + ' ' if split else ''}label hint alone", "metrics/eval.json", f"{at}label_hint_accuracy",
+                    "{:.0%}"))
+    return out
 
 
 def extra_splits(runs: list[dict]) -> list[str]:

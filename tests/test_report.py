@@ -52,6 +52,15 @@ def test_fast_and_full_with_the_seed_spread_on_each_split():
     fast, full = report.pick(runs, "main", "full-demo")
     text = report.markdown(runs, fast, full)
     assert "| heldout ROUGE-L | heldout lead-k ROUGE-L |" in text and "heldout cause recall" in text
+    assert "label hint alone" not in text   # no run had one
+    runs[0]["metrics"]["metrics/eval.json"].update(label_hint_accuracy=0.957)
+    runs[0]["metrics"]["metrics/eval.json"]["heldout"]["label_hint_accuracy"] = 0.7
+    hinted = report.markdown(runs, fast, full)
+    header = next(line for line in hinted.splitlines() if "label hint alone" in line)
+    row = next(line for line in hinted.splitlines() if line.startswith("| main |"))
+    cells, values = header.split(" | "), row.split(" | ")
+    assert values[cells.index("label hint alone")] == "96%"
+    assert values[cells.index("heldout label hint alone")] == "70%"
     # ROUGE-L: fast 89.5 (range 1.0) vs full 96.5 (range 1.0): -7.0, beyond the spread
     assert "| test | ROUGE-L | 89.5 (n=2, range 1.0) | 96.5 (n=2, range 1.0) | -7.0 | full ahead |" in text
     assert "| heldout | ROUGE-L | 79.5 (n=2, range 1.0) | 86.5 (n=2, range 1.0) | -7.0 | full ahead |" in text
