@@ -140,8 +140,9 @@ def log_coverage(stats: dict, max_src: int) -> None:
 def fit_label_hint(guide, label: str | None, rows: dict[str, list[dict]], guides: dict[str, list[str]],
                    folds: int = guiding.LabelHint.FOLDS) -> dict:
     """Fit tokenize.guide_label's hint on the training split's guides and attach it to `guide`;
-    its accuracy on each split (out-of-fold on train) for metrics/tokenize.json. The training rows'
-    out-of-fold hints ride along under "_train_hints". Rows without the fact: no hint, and why."""
+    its accuracy on each split (on train, of the hints the rows are given) for metrics/tokenize.json.
+    The training rows' hints (out of fold, or in sample with folds 0) ride along under "_train_hints".
+    Rows without the fact: no hint, and why."""
     if label is None:
         return {"used": False, "why": "tokenize.guide_label is null"}
     train = rows["train"]
