@@ -102,12 +102,14 @@ class ModelParams(Section):
     copy_positions: int = Field(0, ge=0, description="input-position buckets of the copy head's keys")
     # the pointer also scores how long a run of the tokens just written the input holds before a position (0: off)
     copy_runs: int = Field(0, ge=0, description="longest matched run the copy head scores (emosum/pointer.matched_runs)")
+    # copy_runs also scores whether an earlier input position has as long a run (the leftmost copies first)
+    copy_leftmost: bool = Field(False, description="copy_runs: tell the leftmost run from later ones (emosum/pointer.shadowed_runs)")
     scratch: ScratchModel = ScratchModel()
 
     def copy_options(self) -> dict:
         """The copy head's settings as MT5PointerConfig takes them."""
         return {"copy_heads": self.copy_heads, "copy_positions": self.copy_positions, "copy_runs": self.copy_runs,
-                "copy_alignment": self.copy_alignment}
+                "copy_leftmost": self.copy_leftmost, "copy_alignment": self.copy_alignment}
 
 
 class HubParams(Section):

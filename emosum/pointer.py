@@ -51,6 +51,14 @@ ALIGN_MIN_RUN = 3
 POSITION_MAX_DISTANCE = 128
 
 
+# The run scores' scale. Adam moves a parameter by about the learning rate a step whatever its
+# gradient, so a scalar score learnt at 1e-3 for 942 steps stays under one logit: the default's runs
+# ended at 0.2-0.25, every row at that cap, the run of 1 after the first 弟 and after the second
+# alike (2026-12-08). Scaled by 10 they can reach the few logits that outvote the pointer's content
+# scores. Models saved before copy_leftmost keep 1.
+RUN_SCALE = {False: 1.0, True: 10.0}
+
+
 @dataclass
 class PointerOutput(Seq2SeqLMOutput):
     """Seq2SeqLMOutput plus the alignment loss (summed over the aligned tokens, times its weight),
@@ -90,6 +98,20 @@ def matched_runs(source_ids, history_ids, max_run: int):
     return nn.functional.pad(ending[:, :, :-1], (1, 0)).clamp_max(max_run)    # ... before j
 
 
+def shadowed_runs(runs):
+    """(batch, steps, source) bool: a position whose run (matched_runs) an earlier input position
+    matches or beats, i.e. not the leftmost place the tokens just written continue.
+
+    Why: a span that starts the guide's clause has no written token before it to match, so in
+    `弟弟不肯压迫银元` after `因弟` the second 弟 and 不 both follow a run of 1 and the model wrote
+    `因弟不肯` (8 of the 21 test causes the default missed, 2026-12-08: 弟弟, 爷爷, 妈妈, 心心念念).
+    Copying the first place first tells them apart: the second 弟 follows the first 弟, the
+    leftmost run of 1; 不 follows a run of 1 that the first 弟 already had. After `因弟弟`, 不
+    follows the only run of 2. Stateless like the runs: generation needs only the ids written."""
+    before = nn.functional.pad(runs.cummax(-1).values[..., :-1], (1, 0))   # the best run left of j
+    return (runs > 0) & (before >= runs)
+
+
 def copy_alignment(source_ids, labels, source_mask=None, skip_ids=(), min_run: int = ALIGN_MIN_RUN):
     """The input position each summary token copies, or -1: (batch, target) long.
 
@@ -120,7 +142,7 @@ class MT5PointerConfig(MT5Config):
     model_type = MODEL_TYPE
 
     def __init__(self, copy_continuation: bool = True, copy_heads: int = 1, copy_alignment: float = 0.0,
-                 copy_positions: int = 0, copy_runs: int = 0, **kwargs):
+                 copy_positions: int = 0, copy_runs: int = 0, copy_leftmost: bool = False, **kwargs):
         self.copy_continuation = copy_continuation
         self.copy_heads = copy_heads
         # buckets of a learned input-position embedding added to the copy keys (0: none, as saved
@@ -129,6 +151,9 @@ class MT5PointerConfig(MT5Config):
         # the longest run of just-written tokens the input holds before a position, up to this many
         # (0: none, as saved before 2026-12-07; matched_runs)
         self.copy_runs = copy_runs
+        # copy_runs also scores whether an earlier position has as long a run (False: not, as saved
+        # before 2026-12-08; shadowed_runs)
+        self.copy_leftmost = copy_leftmost
         # weight of the supervised alignment loss in training (0: off; MT5PointerGenerator.alignment_loss)
         self.copy_alignment = copy_alignment
         super().__init__(**kwargs)
@@ -155,8 +180,14 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
         positions = getattr(config, "copy_positions", 0)
         self.copy_position = nn.Embedding(positions, d) if positions else None
         runs = getattr(config, "copy_runs", 0)
-        # a learned score per run length (row 0, no run, fixed at zero)
-        self.copy_run = nn.Embedding(runs + 1, 1, padding_idx=0) if runs else None
+        # a learned score per run length (row 0, no run, fixed at zero); with copy_leftmost a second
+        # set of rows for runs an earlier position matches too (shadowed_runs)
+        self.copy_leftmost = bool(runs and getattr(config, "copy_leftmost", False))
+        self.copy_run = nn.Embedding((runs + 1) * (2 if self.copy_leftmost else 1), 1, padding_idx=0) if runs else None
+        # with copy_leftmost, how much the runs count at each step, from the decoder's state: a run
+        # continues a span being copied, but after `感到` the runs point at the text's own `感到很…`,
+        # while the feeling to write is the hint's (the ungated runs named 10 more test feelings wrong)
+        self.copy_run_gate = nn.Linear(d, 1) if self.copy_leftmost else None
         self._init_copy_head()
 
     def _init_copy_head(self) -> None:
@@ -176,6 +207,9 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
                 self.copy_position.weight.zero_()   # starts as no position at all: the content decides
             if self.copy_run is not None:
                 self.copy_run.weight.zero_()   # starts as the plain continuation weight alone
+            if self.copy_run_gate is not None:
+                self.copy_run_gate.weight.zero_()   # starts counting the runs at every step alike
+                self.copy_run_gate.bias.fill_(1.0)
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -244,8 +278,14 @@ class MT5PointerGenerator(MT5ForConditionalGeneration):
             scores = scores + (self.copy_continue(decoder_states).float() * follows)[:, None]
         if self.copy_run is not None and previous_ids is not None:
             history = previous_ids if history_ids is None else history_ids
-            runs = matched_runs(source_ids, history, self.copy_run.num_embeddings - 1)[:, -t:]
-            scores = scores + self.copy_run(runs).squeeze(-1).float()[:, None]
+            longest = self.config.copy_runs
+            runs = matched_runs(source_ids, history, longest)[:, -t:]
+            if self.copy_leftmost:
+                runs = runs + (longest + 1) * shadowed_runs(runs).long()
+            run_scores = RUN_SCALE[self.copy_leftmost] * self.copy_run(runs).squeeze(-1).float()
+            if self.copy_run_gate is not None:
+                run_scores = run_scores * self.copy_run_gate(decoder_states).float()
+            scores = scores + run_scores[:, None]
         if encoder_mask is not None:
             scores = scores.masked_fill(encoder_mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
         attn = scores.softmax(-1)

@@ -288,6 +288,34 @@ def test_matched_runs_tell_a_doubled_token_from_the_one_after_it():
     assert pointer.matched_runs(src, torch.tensor([[bei, gu, gu, pian]]), max_run=2)[0, -1].tolist() == [0, 0, 0, 0, 2]
 
 
+def test_shadowed_runs_copy_a_doubled_token_that_starts_the_span_twice():
+    """`弟弟不`, copied after `因` (not in the input): after `因弟` the second 弟 and 不 both follow
+    a run of 1; only the second 弟 follows the leftmost one. After `因弟弟`, 不 follows the only run
+    of 2. The same span again later in the input (the text behind the guide) is shadowed throughout."""
+    di, bu, yin, comma = 5, 6, 8, 9
+    src = torch.tensor([[di, di, bu, comma, di, di, bu, 1]])
+    runs = pointer.matched_runs(src, torch.tensor([[0, yin, di, di]]), max_run=8)
+    shadow = pointer.shadowed_runs(runs)
+    assert runs[0, -2].tolist() == [0, 1, 1, 0, 0, 1, 1, 0]          # after 因弟: a tie of 1s
+    assert shadow[0, -2].tolist() == [False, False, True, False, False, True, True, False]
+    assert runs[0, -1].tolist() == [0, 1, 2, 0, 0, 1, 2, 0]          # after 因弟弟: 不 follows a 2
+    assert shadow[0, -1].tolist() == [False, False, False, False, False, True, True, False]
+    assert not shadow[runs == 0].any()
+
+
+def test_copy_leftmost_scores_shadowed_runs_on_their_own_rows_and_older_configs_load_without():
+    model = _copy_model(copy_leftmost=True)
+    assert model.copy_run.num_embeddings == 2 * (4 + 1)
+    x = torch.tensor([[5, 5, 6, 9, 5, 5, 6, 1]])   # 弟弟不，弟弟不
+    y = torch.tensor([[5, 5, 6, 1]])
+    model.train()
+    model(input_ids=x, attention_mask=torch.ones_like(x), labels=y).loss.backward()
+    grad = model.copy_run.weight.grad[:, 0]
+    assert grad[0] == 0 and grad[1:5].abs().sum() > 0 and grad[5:].abs().sum() > 0   # both sets learn
+    assert model.copy_run_gate.weight.grad.abs().sum() > 0   # and how much they count at each step
+    assert _copy_model().copy_run.num_embeddings == 4 + 1   # copy_leftmost off: as saved before
+
+
 def _copy_model(**over):
     torch.manual_seed(0)
     model = MT5PointerGenerator(MT5PointerConfig(vocab_size=40, copy_positions=8, copy_runs=4, **{**SHAPE, **over}))
