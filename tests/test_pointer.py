@@ -326,10 +326,16 @@ def _copy_model(**over):
     return model.eval()
 
 
-def test_generation_with_a_cache_scores_the_runs_from_every_token_written():
+@pytest.mark.parametrize("leftmost", [False, True])
+def test_generation_with_a_cache_scores_the_runs_from_every_token_written(leftmost):
     """With a key-value cache generate passes only the last token; the runs need them all
-    (prepare_inputs_for_generation hands them over): the same beams with and without the cache."""
-    model = _copy_model()
+    (prepare_inputs_for_generation hands them over): the same beams with and without the cache.
+    With copy_leftmost the shadow is also read across the input at each step, and the gate from
+    the decoder's state of that step alone."""
+    model = _copy_model(copy_leftmost=leftmost)
+    if leftmost:
+        with torch.no_grad():  # a gate that differs from step to step
+            model.copy_run_gate.weight.normal_(0.0, 1.0)
     x = torch.tensor([[5, 6, 6, 7, 8, 6, 6, 9, 1], [9, 9, 9, 5, 6, 7, 1, 0, 0]])
     kw = dict(input_ids=x, attention_mask=(x != 0).long(), num_beams=3, max_new_tokens=10, do_sample=False,
               output_scores=True, return_dict_in_generate=True)
